@@ -1,0 +1,19 @@
+/**
+ * The shape every benchmark reports, so `bench/run_all.ts` can print one table.
+ *
+ * @module
+ */
+
+/** One measured figure, with the baseline measured in the same run where there is one. */
+export interface BenchResult {
+  name: string;
+  value: number;
+  unit: string;
+  /** The same measure for the baseline (raw fetch, ripgrep, curl, an empty script…). */
+  baseline?: number;
+  /** value / baseline, or whatever ratio the target is stated in. */
+  ratio?: number;
+  /** The target in words, e.g. "≤ 3× ripgrep". */
+  target?: string;
+  pass?: boolean;
+}

@@ -1,0 +1,143 @@
+/**
+ * The Agent: one session's conversation, pinned context, current backend and stats.
+ *
+ * @module
+ */
+import type { CommandRegistry } from "./commands/registry.ts";
+import type { ConfigStore } from "./config/store.ts";
+import type { Settings } from "./config/settings.ts";
+import { StatsWindow } from "./llm/stats.ts";
+import type { ModelSource } from "./llm/catalog.ts";
+import type { Recorder } from "./repl/recorder.ts";
+import type { Asker, LLMClient, Message, Output } from "./types.ts";
+import type { Workspace } from "./workspace.ts";
+
+/** What an Agent is built from. */
+export interface AgentOptions {
+  workspace: Workspace;
+  config: ConfigStore;
+  settings: Settings;
+  asker: Asker;
+  commands: CommandRegistry;
+  systemPrompt: string;
+  /** The environment Harvey started with (read once, passed down; never mutated). */
+  env: Record<string, string>;
+  /** Where diagnostics go (stderr in headless mode). */
+  err: Output;
+}
+
+const PINNED_LABEL = "[pinned context]";
+
+/** One session of Harvey. */
+export class Agent {
+  readonly workspace: Workspace;
+  readonly config: ConfigStore;
+  readonly settings: Settings;
+  readonly asker: Asker;
+  readonly commands: CommandRegistry;
+  readonly env: Record<string, string>;
+  readonly err: Output;
+  readonly stats = new StatsWindow(5);
+  systemPrompt: string;
+  history: Message[] = [];
+  recorder?: Recorder;
+  /** Where `/model` and start-up look for models. */
+  sources: ModelSource[] = [];
+  /** Rewrites a prompt before it is sent (RAG retrieval), when set. */
+  augmentPrompt?: (prompt: string, err: Output) => Promise<string>;
+  /**
+   * Measures a request before it is sent and throws when it cannot fit the context window;
+   * returns the tokens used and the window, when known.
+   */
+  checkBudget?: (
+    messages: Message[],
+    client: LLMClient,
+    err: Output,
+  ) => Promise<{ used: number; window?: number }>;
+  /** The client of a named route, for `@name` turns, when routes are configured. */
+  routeClient?: (name: string) => Promise<LLMClient>;
+  /** Set by `/exit`: the loop ends after the current line. */
+  exitRequested = false;
+  #pinned = "";
+  #client?: LLMClient;
+  #contextWindow?: number;
+  #shutdown: (() => Promise<unknown>)[] = [];
+
+  constructor(opts: AgentOptions) {
+    this.workspace = opts.workspace;
+    this.config = opts.config;
+    this.settings = opts.settings;
+    this.asker = opts.asker;
+    this.commands = opts.commands;
+    this.env = opts.env;
+    this.err = opts.err;
+    this.systemPrompt = opts.systemPrompt;
+    this.clearHistory();
+  }
+
+  /** The current backend, if one is selected. */
+  get client(): LLMClient | undefined {
+    return this.#client;
+  }
+
+  /** The real context window of the current backend, when known. */
+  get contextWindow(): number | undefined {
+    return this.#contextWindow;
+  }
+
+  /**
+   * Makes `client` the primary backend. The previous client is closed (which stops a server
+   * Harvey started for it) unless it is the same object.
+   */
+  async setClient(client: LLMClient | undefined): Promise<void> {
+    const previous = this.#client;
+    this.#client = client;
+    this.#contextWindow = undefined;
+    if (previous && previous !== client) await previous.close();
+    if (client?.contextWindow) this.#contextWindow = await client.contextWindow();
+  }
+
+  /** The pinned context: text that survives `/clear` and `/summarize`. */
+  get pinned(): string {
+    return this.#pinned;
+  }
+
+  /** Replaces the pinned context and its one message in the history. */
+  setPinned(text: string): void {
+    this.#pinned = text;
+    const i = this.history.findIndex((m) =>
+      m.role === "user" && m.content.startsWith(PINNED_LABEL)
+    );
+    if (i >= 0) this.history.splice(i, 1);
+    if (text) this.history.splice(1, 0, { role: "user", content: `${PINNED_LABEL}\n\n${text}` });
+  }
+
+  /** Appends a message to the history. */
+  addMessage(role: Message["role"], content: string): void {
+    this.history.push({ role, content });
+  }
+
+  /** Resets the history to the system prompt and the pinned context. */
+  clearHistory(): void {
+    this.history = [{ role: "system", content: this.systemPrompt }];
+    if (this.#pinned) {
+      this.history.push({ role: "user", content: `${PINNED_LABEL}\n\n${this.#pinned}` });
+    }
+  }
+
+  /** Registers work to do when the session ends (stop servers, close databases). */
+  onShutdown(fn: () => Promise<unknown>): void {
+    this.#shutdown.push(fn);
+  }
+
+  /** Ends the session: closes the recorder and the backend, runs shutdown hooks. Safe to call twice. */
+  async shutdown(): Promise<void> {
+    const hooks = this.#shutdown.splice(0).reverse();
+    const client = this.#client;
+    this.#client = undefined;
+    await this.recorder?.close().catch(() => {});
+    this.recorder = undefined;
+    await client?.close().catch(() => {});
+    for (const fn of hooks) await fn().catch(() => {});
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The command line: global flags, the REPL, headless scripts, `-p`, and subcommands.
+ *
+ * @module
+ */
+import { Command, CommanderError } from "./deps.ts";
+import type { Flags } from "./config/settings.ts";
+import { describeError, UsageError } from "./errors.ts";
+import type { Agent } from "./agent.ts";
+import { createSession } from "./session.ts";
+import { LineAsker, TerminalAsker } from "./repl/asker.ts";
+import { linesFromStream, linesFromText, type LineSource, runScript } from "./repl/headless.ts";
+import { LineEditor, loadHistory, runInteractive } from "./repl/interactive.ts";
+import { stderrOutput, stdoutOutput } from "./repl/output.ts";
+import { selectBackend } from "./repl/startup.ts";
+import { runPrompt } from "./repl/turn.ts";
+import { join } from "node:path";
+
+/** Harvey's version. */
+export const VERSION = "0.1.0";
+
+interface Parsed {
+  action: "repl";
+  flags: Flags;
+}
+
+function buildProgram(result: { parsed?: Parsed }) {
+  const program = new Command()
+    .name("harvey")
+    .description("A terminal coding agent for local language models")
+    .version(VERSION, "--version")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => stdoutOutput.write(s),
+      writeErr: (s) => stderrOutput.write(s),
+    })
+    .option("-w, --workdir <dir>", "the workspace folder (default: the current folder)")
+    .option("-m, --model <name>", "the model to use")
+    .option("--ollama <url>", "the Ollama server (default: $OLLAMA_HOST or harvey.yaml)")
+    .option("--llamafile <path>", "run this llamafile for this session only")
+    .option("--llamafile-url <url>", "connect to an OpenAI-compatible server already running there")
+    .option("--llamafile-dir <dir>", "where to look for model files (default: ~/Models)")
+    .option("--gguf <path>", "serve this GGUF file with llama-server for this session only")
+    .option("--run <file>", "run a script of lines headless (- for stdin)")
+    .option("-p, --print <prompt>", "send one prompt, print the reply, exit")
+    .option("-y, --yes", "answer yes to every confirmation")
+    .option("--no-color", "plain output without colours")
+    .action((opts) => {
+      result.parsed = { action: "repl", flags: opts as Flags };
+    });
+  return program;
+}
+
+/** Parses `args` and runs Harvey; returns the exit status. */
+export async function run(args: string[]): Promise<number> {
+  const result: { parsed?: Parsed } = {};
+  try {
+    await buildProgram(result).parseAsync(args, { from: "user" });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 || err.code === "commander.version" ? 0 : 2;
+    }
+    stderrOutput.write(`✗ ${describeError(err)}\n`);
+    return 1;
+  }
+  if (!result.parsed) return 0;
+  return await runRepl(result.parsed.flags);
+}
+
+async function runRepl(flags: Flags): Promise<number> {
+  const env = Deno.env.toObject();
+  const interactive = !flags.run && flags.print === undefined && Deno.stdin.isTerminal() &&
+    Deno.stdout.isTerminal();
+  const color = flags.color !== false && env.NO_COLOR === undefined && Deno.stdout.isTerminal();
+  let source: LineSource | undefined;
+  let editor: LineEditor | undefined;
+  let agent: Agent | undefined;
+  const stopSignals = installSignalHandlers(() => agent, !interactive);
+  try {
+    if (flags.run && flags.run !== "-") {
+      try {
+        source = linesFromText(await Deno.readTextFile(flags.run));
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) {
+          throw new UsageError(`Script ${flags.run} not found`);
+        }
+        throw err;
+      }
+    } else if (!interactive && flags.print === undefined) {
+      source = linesFromStream(Deno.stdin.readable);
+    }
+    const err = interactive ? stdoutOutput : stderrOutput;
+    let asker;
+    if (interactive) {
+      const history = await loadHistory(join(flags.workdir ?? Deno.cwd(), "agents")).catch(
+        () => [],
+      );
+      editor = new LineEditor({
+        history,
+        completer: (line) =>
+          agent ? agent.commands.complete(agent, line) : Promise.resolve([[], line]),
+      });
+      const ed = editor;
+      asker = new TerminalAsker(ed.read, stdoutOutput, (fn) => ed.suspend(fn), { yes: flags.yes });
+    } else {
+      const read = (prompt: string) => {
+        stdoutOutput.write(prompt);
+        return source ? source.next() : Promise.resolve(undefined);
+      };
+      asker = new LineAsker(read, stdoutOutput, { yes: flags.yes, echo: true });
+    }
+    agent = await createSession({ flags, env, cwd: Deno.cwd(), asker, err });
+    if (interactive) {
+      stdoutOutput.write(
+        `Harvey ${VERSION} · workspace ${agent.workspace.root} · /help for commands\n`,
+      );
+    }
+    await selectBackend(agent, err, { ask: interactive });
+    const io = { out: stdoutOutput, err, spinner: interactive, color };
+    if (flags.print !== undefined) {
+      const controller = new AbortController();
+      await runPrompt(agent, flags.print, { ...io, signal: controller.signal });
+      return 0;
+    }
+    if (interactive && editor) {
+      await runInteractive(agent, editor, io);
+      return 0;
+    }
+    return await runScript(agent, source!, io);
+  } catch (err) {
+    stderrOutput.write(`✗ ${describeError(err)}\n`);
+    return err instanceof UsageError ? 2 : 1;
+  } finally {
+    editor?.close();
+    stopSignals();
+    await agent?.shutdown();
+  }
+}
+
+/**
+ * SIGTERM and SIGHUP (and SIGINT when there is no line editor to catch Ctrl-C) end the
+ * session cleanly: children are stopped before Harvey exits.
+ */
+function installSignalHandlers(agent: () => Agent | undefined, withSigint: boolean): () => void {
+  const signals: Deno.Signal[] = ["SIGTERM", "SIGHUP"];
+  if (withSigint) signals.push("SIGINT");
+  const handlers = signals.map((sig) => {
+    const handler = () => {
+      const code = sig === "SIGINT" ? 130 : sig === "SIGTERM" ? 143 : 129;
+      const a = agent();
+      (a ? a.shutdown() : Promise.resolve()).finally(() => Deno.exit(code));
+    };
+    Deno.addSignalListener(sig, handler);
+    return () => Deno.removeSignalListener(sig, handler);
+  });
+  return () => handlers.forEach((remove) => remove());
+}

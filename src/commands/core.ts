@@ -1,0 +1,92 @@
+/**
+ * The session commands: /help, /status, /clear, /exit.
+ *
+ * @module
+ */
+import type { Agent } from "../agent.ts";
+import { UsageError } from "../errors.ts";
+import { estimateTokens } from "../llm/tokens.ts";
+import type { CommandSpec } from "./registry.ts";
+
+/** `/help [COMMAND]` */
+export const helpCommand: CommandSpec = {
+  name: "help",
+  aliases: ["?"],
+  usage: ["/help [COMMAND]"],
+  summary: "List the commands, or show one command's usage",
+  complete: (agent) => agent.commands.list().map((c) => c.name),
+  run(agent, args, out) {
+    if (args[0]) {
+      const spec = agent.commands.get(args[0]);
+      if (!spec) throw new UsageError(`Unknown command /${args[0].replace(/^\//, "")}`);
+      out.write(`${spec.summary}\n`);
+      for (const u of spec.usage) out.write(`  ${u}\n`);
+      if (spec.aliases?.length) {
+        out.write(`  Also: ${spec.aliases.map((a) => `/${a}`).join(" ")}\n`);
+      }
+      return Promise.resolve();
+    }
+    out.write("Commands:\n");
+    const width = Math.max(...agent.commands.list().map((c) => c.name.length)) + 2;
+    for (const c of agent.commands.list()) {
+      out.write(`  /${c.name.padEnd(width)}${c.summary}\n`);
+    }
+    out.write(
+      "\nAlso: !COMMAND runs a command, @ROUTE PROMPT asks a named route, anything else is a prompt.\n" +
+        "Ctrl-C stops a reply or clears the line; Ctrl-D or /exit leaves.\n",
+    );
+    return Promise.resolve();
+  },
+};
+
+/** The lines of `/status` about the conversation and the session. */
+export function statusLines(agent: Agent): string[] {
+  const tokens = estimateTokens(agent.history);
+  const window = agent.contextWindow;
+  const use = window ? ` (${Math.round((tokens / window) * 100)}% of ${window})` : "";
+  const client = agent.client;
+  return [
+    `Backend:   ${client ? client.name : "none — /model, /ollama start or /llamafile add"}`,
+    `Context:   ${window ? `${window} tokens (n_ctx reported by the server)` : "unknown"}`,
+    `History:   ${agent.history.length} messages, ~${tokens} tokens${use}`,
+    `Pinned:    ${agent.pinned ? `${agent.pinned.length} characters` : "none"}`,
+    `Workspace: ${agent.workspace.root}`,
+    `Recording: ${agent.recorder ? agent.recorder.displayPath : "off"}`,
+  ];
+}
+
+/** `/status` */
+export const statusCommand: CommandSpec = {
+  name: "status",
+  usage: ["/status"],
+  summary: "Show the backend, model, history size, workspace and recording state",
+  run(agent, _args, out) {
+    for (const line of statusLines(agent)) out.write(`${line}\n`);
+    return Promise.resolve();
+  },
+};
+
+/** `/clear` */
+export const clearCommand: CommandSpec = {
+  name: "clear",
+  usage: ["/clear"],
+  summary: "Forget the conversation (the system prompt and pinned context stay)",
+  run(agent, _args, out) {
+    agent.clearHistory();
+    out.write("History cleared.\n");
+    return Promise.resolve();
+  },
+};
+
+/** `/exit`, `/quit`, `/bye` */
+export const exitCommand: CommandSpec = {
+  name: "exit",
+  aliases: ["quit", "bye"],
+  usage: ["/exit"],
+  summary: "End the session (servers Harvey started are stopped)",
+  run(agent, _args, out) {
+    agent.exitRequested = true;
+    out.write("Bye.\n");
+    return Promise.resolve();
+  },
+};

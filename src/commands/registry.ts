@@ -1,0 +1,137 @@
+/**
+ * The command table: name, usage, summary, subcommands, completion and handler, with
+ * dispatch and tab completion. Handlers write only to the output they are given.
+ *
+ * @module
+ */
+import type { Agent } from "../agent.ts";
+import { HarveyError, UsageError } from "../errors.ts";
+import type { Output } from "../types.ts";
+import { splitArgs } from "../util/split_args.ts";
+
+/** What a handler gets besides the agent, its arguments and the output. */
+export interface CommandContext {
+  /** Aborted by Ctrl-C. */
+  signal?: AbortSignal;
+  /** The raw text after the command name, for commands that take free text. */
+  rest: string;
+}
+
+/** One slash command. */
+export interface CommandSpec {
+  name: string;
+  aliases?: string[];
+  /** e.g. `/llamafile add [PATH] [NAME]` — one line per form. */
+  usage: string[];
+  summary: string;
+  /** First words the command accepts, offered by tab completion. */
+  subcommands?: string[];
+  /** Completions for the word being typed; `args` holds the words before it. */
+  complete?: (agent: Agent, args: string[]) => string[] | Promise<string[]>;
+  run: (agent: Agent, args: string[], out: Output, ctx: CommandContext) => Promise<void>;
+}
+
+/** The registered commands. */
+export class CommandRegistry {
+  #byName = new Map<string, CommandSpec>();
+  #specs: CommandSpec[] = [];
+
+  /** Adds commands; a name or alias registered twice is a programming error. */
+  register(...specs: CommandSpec[]): void {
+    for (const spec of specs) {
+      for (const n of [spec.name, ...(spec.aliases ?? [])]) {
+        if (this.#byName.has(n)) throw new Error(`Command /${n} is registered twice`);
+        this.#byName.set(n, spec);
+      }
+      this.#specs.push(spec);
+    }
+  }
+
+  /** The command called `name` (or aliased so), without the slash. */
+  get(name: string): CommandSpec | undefined {
+    return this.#byName.get(name.replace(/^\//, ""));
+  }
+
+  /** Every command, in registration order. */
+  list(): readonly CommandSpec[] {
+    return this.#specs;
+  }
+
+  /** Runs a `/command args…` line. Unknown commands are a usage error. */
+  async dispatch(agent: Agent, line: string, out: Output, signal?: AbortSignal): Promise<void> {
+    const trimmed = line.trim();
+    const m = /^\/(\S+)\s*(.*)$/s.exec(trimmed);
+    if (!m) throw new UsageError(`Not a command: ${trimmed}`);
+    const spec = this.get(m[1]);
+    if (!spec) {
+      const near = this.#specs.map((s) => s.name).filter((n) => n.startsWith(m[1].slice(0, 2)));
+      const hint = near.length ? ` — did you mean ${near.map((n) => `/${n}`).join(", ")}?` : "";
+      throw new UsageError(`Unknown command /${m[1]}${hint} (type /help for the list)`);
+    }
+    await spec.run(agent, splitArgs(m[2]), out, { signal, rest: m[2] });
+  }
+
+  /**
+   * Tab completion for a whole input line: returns the candidates for the last word and the
+   * word itself, in the shape `node:readline` expects.
+   */
+  async complete(agent: Agent, line: string): Promise<[string[], string]> {
+    if (line.startsWith("@")) {
+      return [[], line];
+    }
+    if (!line.startsWith("/")) return [[], line];
+    const words = line.split(/\s+/);
+    if (words.length === 1) {
+      const names = [...this.#byName.keys()].map((n) => `/${n}`).filter((n) => n.startsWith(line));
+      return [names.sort(), line];
+    }
+    const spec = this.get(words[0]);
+    if (!spec) return [[], line];
+    const current = words[words.length - 1];
+    const before = words.slice(1, -1);
+    let options: string[] = [];
+    if (spec.complete) options = await spec.complete(agent, before);
+    else if (before.length === 0) options = spec.subcommands ?? [];
+    return [options.filter((o) => o.startsWith(current)), current];
+  }
+}
+
+/**
+ * Reads the subcommand of `args` and checks it is one of `allowed`.
+ *
+ * @example
+ * ```ts
+ * const sub = subcommand("/record", ["start", "x.md"], ["start", "stop", "status"], "status");
+ * ```
+ */
+export function subcommand(
+  command: string,
+  args: string[],
+  allowed: string[],
+  fallback?: string,
+): string {
+  const sub = args[0] ?? fallback;
+  if (!sub) throw new UsageError(`${command} needs one of: ${allowed.join(", ")}`);
+  if (!allowed.includes(sub)) {
+    throw new UsageError(
+      `${command} does not know "${sub}"; expected one of: ${allowed.join(", ")}`,
+    );
+  }
+  return sub;
+}
+
+/** Throws a usage error unless `value` is present. */
+export function required(value: string | undefined, usage: string): string {
+  if (value === undefined || value === "") throw new UsageError(`Usage: ${usage}`);
+  return value;
+}
+
+/** Throws when the agent has no backend; otherwise returns it. */
+export function needClient(agent: Agent): NonNullable<Agent["client"]> {
+  if (!agent.client) {
+    throw new HarveyError(
+      "No backend selected — connect one with /model, /ollama start or /llamafile add",
+    );
+  }
+  return agent.client;
+}

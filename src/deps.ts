@@ -1,0 +1,33 @@
+/**
+ * Every npm package Harvey uses, pinned to an exact version. The rest of the code imports
+ * from here so that a run straight from a URL (which ignores `deno.json`) resolves the
+ * same versions.
+ *
+ * Heavy packages (`openai`, `@inquirer/prompts`) are loaded lazily through the functions
+ * below so that start-up does not pay for them.
+ *
+ * @module
+ */
+
+export {
+  Document,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  YAMLMap,
+  YAMLSeq,
+} from "npm:yaml@2.9.1";
+export type { Node as YamlNode, Pair as YamlPair } from "npm:yaml@2.9.1";
+export { Command, CommanderError, Option } from "npm:@commander-js/extra-typings@15.1.0";
+
+/** The `openai` module, loaded on first use. */
+export function loadOpenAI(): Promise<typeof import("npm:openai@7.55.0")> {
+  return import("npm:openai@7.55.0");
+}
+
+/** The `@inquirer/prompts` module, loaded on first use (terminals only). */
+export function loadInquirer(): Promise<typeof import("npm:@inquirer/prompts@8.8.0")> {
+  return import("npm:@inquirer/prompts@8.8.0");
+}

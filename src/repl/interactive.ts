@@ -1,0 +1,145 @@
+/**
+ * The interactive REPL on `node:readline`: persistent history, tab completion, Ctrl-C that
+ * stops a reply or clears the line, Ctrl-D that leaves.
+ *
+ * @module
+ */
+import * as readline from "node:readline";
+import process from "node:process";
+import { join } from "node:path";
+import type { Agent } from "../agent.ts";
+import { describeError } from "../errors.ts";
+import { handleLine } from "./line.ts";
+import type { ReadAnswer } from "./asker.ts";
+import type { TurnIO } from "./turn.ts";
+
+const HISTORY_LIMIT = 1000;
+
+/** The terminal line editor shared by the REPL prompt and the asker. */
+export class LineEditor {
+  readonly rl: readline.Interface;
+  #closed = false;
+  #pending?: (line: string | undefined) => void;
+  #onInterrupt?: () => void;
+
+  constructor(
+    opts: { history: string[]; completer?: (line: string) => Promise<[string[], string]> },
+  ) {
+    this.rl = readline.createInterface({
+      input: process.stdin,
+      output: process.stdout,
+      terminal: true,
+      history: [...opts.history].reverse(),
+      historySize: HISTORY_LIMIT,
+      removeHistoryDuplicates: true,
+      completer: opts.completer
+        ? (line: string, cb: (err: Error | null, result: [string[], string]) => void) => {
+          opts.completer!(line).then((r) => cb(null, r), () => cb(null, [[], line]));
+        }
+        : undefined,
+    });
+    this.rl.on("close", () => {
+      this.#closed = true;
+      this.#pending?.(undefined);
+    });
+    this.rl.on("SIGINT", () => {
+      if (this.#onInterrupt) {
+        this.#onInterrupt();
+        return;
+      }
+      // Ctrl-C at the prompt clears the line.
+      this.rl.write("", { ctrl: true, name: "u" });
+      process.stdout.write("^C\n");
+      this.rl.prompt();
+    });
+  }
+
+  /** True once Ctrl-D closed the input. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Reads one line; undefined after Ctrl-D. */
+  read: ReadAnswer = (prompt) => {
+    if (this.#closed) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      this.#pending = resolve;
+      this.rl.question(prompt, (answer) => {
+        this.#pending = undefined;
+        resolve(answer);
+      });
+    });
+  };
+
+  /** Runs `fn` while Ctrl-C calls `onInterrupt` instead of clearing the line. */
+  async whileBusy<R>(onInterrupt: () => void, fn: () => Promise<R>): Promise<R> {
+    this.#onInterrupt = onInterrupt;
+    try {
+      return await fn();
+    } finally {
+      this.#onInterrupt = undefined;
+    }
+  }
+
+  /** Hands the terminal to another prompt (the arrow-key picker) while `fn` runs. */
+  async suspend<R>(fn: () => Promise<R>): Promise<R> {
+    this.rl.pause();
+    try {
+      return await fn();
+    } finally {
+      this.rl.resume();
+    }
+  }
+
+  /** Closes the editor. */
+  close(): void {
+    if (!this.#closed) this.rl.close();
+  }
+}
+
+/** Reads the saved history, oldest first. */
+export async function loadHistory(agentsDir: string): Promise<string[]> {
+  try {
+    const text = await Deno.readTextFile(join(agentsDir, "harvey_history"));
+    return text.split("\n").filter(Boolean).slice(-HISTORY_LIMIT);
+  } catch {
+    return [];
+  }
+}
+
+async function appendHistory(agentsDir: string, line: string): Promise<void> {
+  try {
+    await Deno.writeTextFile(join(agentsDir, "harvey_history"), `${line.replace(/\n/g, " ")}\n`, {
+      append: true,
+    });
+  } catch {
+    // History is a convenience; a read-only workspace must not stop the session.
+  }
+}
+
+/** Runs the REPL until `/exit` or Ctrl-D. */
+export async function runInteractive(
+  agent: Agent,
+  editor: LineEditor,
+  io: Omit<TurnIO, "signal">,
+): Promise<void> {
+  const agentsDir = join(agent.workspace.root, "agents");
+  while (!agent.exitRequested) {
+    const line = await editor.read(io.color ? "\x1b[1mharvey>\x1b[0m " : "harvey> ");
+    if (line === undefined) {
+      io.out.write("\n");
+      break;
+    }
+    if (!line.trim()) continue;
+    await appendHistory(agentsDir, line);
+    const controller = new AbortController();
+    try {
+      await editor.whileBusy(
+        () => controller.abort(),
+        () => handleLine(agent, line, { ...io, signal: controller.signal }),
+      );
+    } catch (err) {
+      io.err.write(`${io.color ? "\x1b[31m✗\x1b[0m" : "✗"} ${describeError(err)}\n`);
+    }
+  }
+}

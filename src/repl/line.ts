@@ -1,0 +1,34 @@
+/**
+ * What one input line means: a slash command, `!command`, `@route prompt` or a prompt.
+ *
+ * @module
+ */
+import type { Agent } from "../agent.ts";
+import { HarveyError } from "../errors.ts";
+import { runPrompt, type TurnIO } from "./turn.ts";
+
+/** Runs one line of input, from the terminal or a headless script. */
+export async function handleLine(agent: Agent, line: string, io: TurnIO): Promise<void> {
+  const text = line.trim();
+  if (!text) return;
+  if (text.startsWith("/")) {
+    await agent.commands.dispatch(agent, text, io.out, io.signal);
+    return;
+  }
+  if (text.startsWith("!")) {
+    if (!agent.commands.get("run")) throw new HarveyError("Shell commands are not available");
+    await agent.commands.dispatch(agent, `/run ${text.slice(1)}`, io.out, io.signal);
+    return;
+  }
+  if (text.startsWith("@")) {
+    const m = /^@(\S+)\s*(.*)$/s.exec(text)!;
+    if (!agent.routeClient) {
+      throw new HarveyError(`No route named @${m[1]} — add one with /route add`);
+    }
+    if (!m[2].trim()) throw new HarveyError(`Usage: @${m[1]} PROMPT`);
+    const client = await agent.routeClient(m[1]);
+    await runPrompt(agent, m[2], io, { client, label: `[@${m[1]} · ${client.model}]` });
+    return;
+  }
+  await runPrompt(agent, text, io);
+}

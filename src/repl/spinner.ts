@@ -1,0 +1,89 @@
+/**
+ * The spinner shown until the first token: braille frames, Edward Lear's waiting messages
+ * and a timer with the estimate from recent turns.
+ *
+ * @module
+ */
+
+const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/** Waiting messages after Edward Lear's nonsense verse. */
+export const LEAR_MESSAGES = [
+  "Going to sea in a sieve",
+  "Dancing by the light of the moon",
+  "Sailing in a pea-green boat",
+  "Weighing the runcible spoon",
+  "Consulting the Owl and the Pussy-cat",
+  "Looking for the Bong-tree",
+  "Asking the Jumblies the way",
+  "Crossing the Torrible Zone",
+  "Buying a ring from the Piggy-wig",
+  "Waiting for the Dong with a luminous nose",
+  "Knitting the Pobble's scarlet flannel",
+  "Counting the Quangle Wangle's guests",
+  "Rowing past the Chankly Bore",
+  "Winding the Yonghy-Bonghy-Bò's clock",
+  "Feeding the Scroobious Pip",
+  "Wrapping the quince in a five-pound note",
+  "Tuning the small guitar",
+  "Following the Akond of Swat",
+  "Brewing tea with the Pelicans",
+  "Sweeping the hills of the Chankly Bore",
+];
+
+/**
+ * The timer label: `[8s]` without an estimate, `[8s / ~12s]` while under it, `[13s]` once
+ * past it (an overrun estimate is dropped).
+ *
+ * @example
+ * ```ts
+ * timerLabel(8000, 12000); // "[8s / ~12s]"
+ * ```
+ */
+export function timerLabel(elapsedMs: number, estimateMs: number): string {
+  const s = Math.floor(elapsedMs / 1000);
+  if (estimateMs <= 0 || elapsedMs > estimateMs) return `[${s}s]`;
+  return `[${s}s / ~${Math.round(estimateMs / 1000)}s]`;
+}
+
+/** A spinner on one terminal line; `stop()` erases it. */
+export class Spinner {
+  #timer?: ReturnType<typeof setInterval>;
+  #started = 0;
+  #frame = 0;
+  #message: string;
+
+  constructor(
+    readonly write: (text: string) => void,
+    readonly estimateMs: number,
+    readonly color = true,
+  ) {
+    this.#message = LEAR_MESSAGES[Math.floor(Math.random() * LEAR_MESSAGES.length)];
+  }
+
+  /** Starts drawing every 100 ms. */
+  start(): void {
+    this.#started = performance.now();
+    this.#draw();
+    this.#timer = setInterval(() => this.#draw(), 100);
+  }
+
+  #draw(): void {
+    const elapsed = performance.now() - this.#started;
+    if (this.#frame > 0 && this.#frame % 40 === 0) {
+      this.#message =
+        LEAR_MESSAGES[(LEAR_MESSAGES.indexOf(this.#message) + 1) % LEAR_MESSAGES.length];
+    }
+    const frame = FRAMES[this.#frame++ % FRAMES.length];
+    const text = `${frame} ${this.#message}… ${timerLabel(elapsed, this.estimateMs)}`;
+    this.write(`\r\x1b[2K${this.color ? `\x1b[2m${text}\x1b[0m` : text}`);
+  }
+
+  /** Stops and erases the spinner line. Safe to call twice. */
+  stop(): void {
+    if (this.#timer === undefined) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.write("\r\x1b[2K");
+  }
+}

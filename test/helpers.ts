@@ -1,0 +1,81 @@
+/**
+ * Test helpers: a real session in a temporary workspace, driven through the headless runner.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { Agent } from "../src/agent.ts";
+import type { Flags } from "../src/config/settings.ts";
+import { LineAsker } from "../src/repl/asker.ts";
+import { linesFromText, runScript } from "../src/repl/headless.ts";
+import { BufferOutput } from "../src/repl/output.ts";
+import { selectBackend } from "../src/repl/startup.ts";
+import { createSession } from "../src/session.ts";
+
+/** A session for tests, with its captured output. */
+export interface TestSession {
+  agent: Agent;
+  root: string;
+  out: BufferOutput;
+  err: BufferOutput;
+  /** Runs script lines through the headless runner; returns the exit status. */
+  run(script: string, opts?: { signal?: AbortSignal }): Promise<number>;
+  /** Shuts the agent down and removes the workspace. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates a workspace in a temp folder (with `files`), builds a session as `harvey --run`
+ * would, and optionally selects a backend. Answers to questions come from the script lines.
+ */
+export async function testSession(opts: {
+  files?: Record<string, string>;
+  flags?: Flags;
+  env?: Record<string, string>;
+  selectBackend?: boolean;
+} = {}): Promise<TestSession> {
+  const root = await Deno.makeTempDir({ prefix: "harvey-test-" });
+  for (const [path, text] of Object.entries(opts.files ?? {})) {
+    await Deno.mkdir(join(root, path, ".."), { recursive: true });
+    await Deno.writeTextFile(join(root, path), text);
+  }
+  const out = new BufferOutput();
+  const err = new BufferOutput();
+  let pending: string[] = [];
+  let source = linesFromText("");
+  const read = async (prompt: string) => {
+    out.write(prompt);
+    return pending.length ? pending.shift() : await source.next();
+  };
+  const asker = new LineAsker(read, out, { yes: opts.flags?.yes, echo: true });
+  const env = { PATH: Deno.env.get("PATH") ?? "", HOME: root, ...opts.env };
+  const agent = await createSession({
+    flags: { workdir: root, ...opts.flags },
+    env,
+    cwd: root,
+    asker,
+    err,
+  });
+  if (opts.selectBackend) await selectBackend(agent, err, { ask: false });
+  return {
+    agent,
+    root,
+    out,
+    err,
+    async run(script, runOpts = {}) {
+      pending = [];
+      source = linesFromText(script);
+      return await runScript(agent, source, {
+        out,
+        err,
+        spinner: false,
+        color: false,
+        signal: runOpts.signal,
+      });
+    },
+    async close() {
+      await agent.shutdown();
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    },
+  };
+}
