@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { dirname } from "node:path";
 import { HarveyError } from "../errors.ts";
 import { defaultSessionFile, Recorder } from "../repl/recorder.ts";
 import { type CommandSpec, subcommand } from "./registry.ts";
@@ -35,6 +36,7 @@ export const recordCommand: CommandSpec = {
       }
       const file = args[1] ?? defaultSessionFile();
       const path = await agent.workspace.resolve(file);
+      await agent.workspace.mkdir(dirname(path));
       agent.recorder = await Recorder.start(path, {
         displayPath: agent.workspace.relative(path),
         model: agent.client?.name ?? "none",

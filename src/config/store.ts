@@ -5,7 +5,7 @@
  * @module
  */
 import { relative } from "node:path";
-import { Document, parseDocument } from "../deps.ts";
+import { Document, isScalar, parseDocument } from "../deps.ts";
 import { HarveyError } from "../errors.ts";
 import { atomicWrite } from "../util/atomic_write.ts";
 import { type HarveyConfig, parseConfig } from "./schema.ts";
@@ -88,7 +88,12 @@ export class ConfigStore {
     if (doc.contents === null) doc.contents = doc.createNode({});
     for (const [keyPath, value] of changes) {
       if (value === undefined) doc.deleteIn(keyPath);
-      else doc.setIn(keyPath, doc.createNode(value));
+      else {
+        // Changing a scalar in place keeps the comment that follows it on the line.
+        const node = doc.getIn(keyPath, true);
+        if (isScalar(node) && (value === null || typeof value !== "object")) node.value = value;
+        else doc.setIn(keyPath, doc.createNode(value));
+      }
     }
     const parsed = parseConfig(doc.toJS());
     const added = parsed.errors.find((e) => !before.has(e));

@@ -50,7 +50,7 @@ export function explainFetchError(err: unknown, what: string, signal?: AbortSign
   if (signal?.reason instanceof TimeoutError) return signal.reason;
   if (err instanceof HarveyError) return err;
   if (isAbort(err, signal)) return err as Error;
-  const text = err instanceof Error ? `${err.message} ${String(err.cause ?? "")}` : String(err);
+  const text = causeChain(err);
   if (/refused|ECONNREFUSED|os error 111|Connection refused/i.test(text)) {
     return new HarveyError(`Cannot reach ${what}: connection refused (is the server running?)`);
   }
@@ -87,4 +87,13 @@ export async function httpError(res: Response, what: string): Promise<HarveyErro
     ? " (rate limited; wait and try again)"
     : "";
   return new HarveyError(`${what} answered ${res.status}${detail ? `: ${detail}` : ""}${hint}`);
+}
+
+function causeChain(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    parts.push(e instanceof Error ? e.message : String(e));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(" ");
 }

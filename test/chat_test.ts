@@ -1,0 +1,180 @@
+import assert from "node:assert/strict";
+import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
+import { startFakeOllama } from "./fixtures/fake_ollama.ts";
+import { OpenAICompatClient } from "../src/llm/openai_compat.ts";
+import { OllamaClient } from "../src/llm/ollama.ts";
+import { INTERRUPTED_MARK } from "../src/repl/turn.ts";
+import { testSession } from "./helpers.ts";
+
+const REPLY = "The quick brown fox jumps over the lazy dog.";
+
+Deno.test("OpenAI-compatible streaming: tokens arrive one by one, usage read wherever it comes", async (t) => {
+  for (const usage of ["final-chunk", "separate", "none"] as const) {
+    await t.step(`usage ${usage}`, async () => {
+      const fake = await startFakeOpenAI({ usage, reply: () => REPLY });
+      try {
+        const client = new OpenAICompatClient({
+          baseUrl: fake.url,
+          model: "fake-model",
+          label: "llamafile",
+        });
+        const tokens: string[] = [];
+        const stats = await client.chat([{ role: "user", content: "hi there" }], {
+          onToken: (tok) => tokens.push(tok),
+        });
+        assert.equal(tokens.join(""), REPLY);
+        assert.ok(tokens.length > 5, "streamed in pieces, not one block");
+        assert.equal(stats.replyTokens, tokens.length);
+        if (usage !== "none") assert.ok(stats.promptTokens > 0);
+        assert.ok(stats.tokensPerSec > 0);
+      } finally {
+        await fake.close();
+      }
+    });
+  }
+});
+
+Deno.test("Ollama streaming: stats from the final done packet", async () => {
+  const fake = await startFakeOllama({ models: ["llama3.2:latest"], reply: () => REPLY });
+  try {
+    const client = new OllamaClient(fake.url, "llama3.2:latest");
+    let text = "";
+    const stats = await client.chat([{ role: "user", content: "hi" }], {
+      onToken: (t) => text += t,
+    });
+    assert.equal(text, REPLY);
+    assert.ok(stats.replyTokens > 0);
+    assert.ok(stats.promptTokens > 0);
+    assert.ok(stats.tokensPerSec > 0);
+    assert.deepEqual(await client.models(), ["llama3.2:latest"]);
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("a session streams through the headless runner and keeps history and stats", async () => {
+  const fake = await startFakeOpenAI({ reply: (m) => `You said: ${m.at(-1)?.content}` });
+  const s = await testSession({
+    flags: { llamafileUrl: fake.url },
+    env: { OPENAI_API_KEY: "sk-should-never-be-sent" },
+    selectBackend: true,
+  });
+  try {
+    assert.equal(await s.run("hello\n# a comment\n\nsecond prompt\n"), 0);
+    assert.match(s.out.text, /You said: hello\n/);
+    assert.match(s.out.text, /You said: second prompt\n/);
+    assert.match(s.err.text, /\d+ tokens · [\d.]+ tok\/s · [\d.]+s/);
+    assert.deepEqual(s.agent.history.slice(1).map((m) => m.role), [
+      "user",
+      "assistant",
+      "user",
+      "assistant",
+    ]);
+    assert.equal(s.agent.stats.items.length, 2);
+    const chats = fake.requests.filter((r) => r.path === "/v1/chat/completions");
+    assert.equal(chats.length, 2);
+    for (const r of fake.requests) assert.equal(r.headers["authorization"], undefined);
+    // The second request carries the whole history.
+    const body = chats[1].body as { messages: { content: string }[] };
+    assert.equal(body.messages.length, 4);
+  } finally {
+    await s.close();
+    await fake.close();
+  }
+});
+
+Deno.test("Ctrl-C aborts the reply only: partial kept and marked, the next prompt works", async () => {
+  const fake = await startFakeOpenAI({ reply: () => "one two three four five six seven eight" });
+  const s = await testSession({ flags: { llamafileUrl: fake.url }, selectBackend: true });
+  try {
+    fake.script({ tokenDelayMs: 40 });
+    const controller = new AbortController();
+    const client = s.agent.client!;
+    const original = client.chat.bind(client);
+    client.chat = (messages, opts) =>
+      original(messages, {
+        ...opts,
+        onToken(tok) {
+          opts.onToken(tok);
+          if (tok.includes("three")) controller.abort();
+        },
+      });
+    assert.equal(await s.run("count please", { signal: controller.signal }), 0);
+    assert.match(s.err.text, /Interrupted — the partial reply is kept/);
+    const last = s.agent.history.at(-1)!;
+    assert.equal(last.role, "assistant");
+    assert.match(last.content, /^one two three/);
+    assert.ok(last.content.endsWith(INTERRUPTED_MARK));
+    assert.doesNotMatch(last.content, /eight/);
+    client.chat = original;
+    assert.equal(await s.run("again"), 0);
+    assert.match(s.agent.history.at(-1)!.content, /eight$/);
+  } finally {
+    await s.close();
+    await fake.close();
+  }
+});
+
+Deno.test("server failures give one clear line and the session goes on", async (t) => {
+  const fake = await startFakeOpenAI({ reply: () => "fine reply here" });
+  const s = await testSession({ flags: { llamafileUrl: fake.url }, selectBackend: true });
+  try {
+    const cases = [
+      [{ status: 500, message: "boom" }, /answered 500: boom/],
+      [{ dropAfterTokens: 2 }, /closed the connection in the middle of the reply/],
+      [{ malformedAfterTokens: 1 }, /malformed chunk/],
+      [{ status: 503, message: "Loading model" }, /still loading/],
+    ] as const;
+    for (const [reply, pattern] of cases) {
+      await t.step(JSON.stringify(reply), async () => {
+        s.err.text = "";
+        const before = s.agent.history.length;
+        fake.script(reply);
+        assert.equal(await s.run("hello"), 1);
+        const lines = s.err.text.trim().split("\n");
+        assert.equal(lines.length, 1, s.err.text);
+        assert.match(lines[0], pattern);
+        assert.equal(s.agent.history.length, before, "a failed turn leaves the history as it was");
+        assert.equal(await s.run("hello"), 0);
+      });
+    }
+  } finally {
+    await s.close();
+    await fake.close();
+  }
+});
+
+Deno.test("a dead server: one line naming it", async () => {
+  const fake = await startFakeOpenAI();
+  const url = fake.url;
+  const s = await testSession({ flags: { llamafileUrl: url }, selectBackend: true });
+  try {
+    await fake.close();
+    assert.equal(await s.run("hello"), 1);
+    assert.match(
+      s.err.text,
+      /Cannot reach llamafile at http:\/\/127\.0\.0\.1:\d+: connection refused/,
+    );
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("Ollama errors: unknown model and dropped stream", async () => {
+  const fake = await startFakeOllama({ models: ["a:latest"] });
+  try {
+    const gone = new OllamaClient(fake.url, "missing");
+    await assert.rejects(
+      () => gone.chat([{ role: "user", content: "x" }], { onToken() {} }),
+      /answered 404/,
+    );
+    fake.script({ dropAfterTokens: 1 });
+    const client = new OllamaClient(fake.url, "a:latest");
+    await assert.rejects(
+      () => client.chat([{ role: "user", content: "x" }], { onToken() {} }),
+      /closed the connection/,
+    );
+  } finally {
+    await fake.close();
+  }
+});

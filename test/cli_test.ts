@@ -1,0 +1,153 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
+import { LineAsker } from "../src/repl/asker.ts";
+import { BufferOutput } from "../src/repl/output.ts";
+import { linesFromText } from "../src/repl/headless.ts";
+
+const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
+const PERMS = [
+  "--no-prompt",
+  "--allow-read",
+  "--allow-write",
+  "--allow-net=127.0.0.1,localhost",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys",
+];
+
+async function harvey(
+  args: string[],
+  opts: { cwd: string; stdin?: string; perms?: string[] },
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...(opts.perms ?? PERMS), MAIN, ...args],
+    cwd: opts.cwd,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", HOME: opts.cwd, OLLAMA_HOST: "127.0.0.1:9" },
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(opts.stdin ?? ""));
+  await writer.close();
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("command line: version, usage errors and exit statuses", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const fake = await startFakeOpenAI({ reply: (m) => `echo: ${m.at(-1)?.content}` });
+  try {
+    await t.step("--version", async () => {
+      const r = await harvey(["--version"], { cwd: dir });
+      assert.equal(r.code, 0);
+      assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
+    });
+    await t.step("an unknown flag is a usage error (2)", async () => {
+      const r = await harvey(["--bogus"], { cwd: dir });
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /unknown option '--bogus'/);
+    });
+    await t.step("a missing script is a usage error (2)", async () => {
+      const r = await harvey(["--run", "nope.txt"], { cwd: dir });
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /Script nope\.txt not found/);
+    });
+    await t.step("a script runs every line; replies on stdout, diagnostics on stderr", async () => {
+      await Deno.writeTextFile(join(dir, "ok.txt"), "# comment\n\nhello\n/clear\nworld\n");
+      const r = await harvey(["--llamafile-url", fake.url, "--run", "ok.txt"], { cwd: dir });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "echo: hello\nHistory cleared.\necho: world\n");
+      assert.match(r.stderr, /✓ Using model: fake-model/);
+    });
+    await t.step(
+      "the first failing line stops the script with 1; later lines do not run",
+      async () => {
+        await Deno.writeTextFile(join(dir, "fail.txt"), "hello\n/record stop\nnever sent\n");
+        const before = fake.requests.length;
+        const r = await harvey(["--llamafile-url", fake.url, "--run", "fail.txt"], { cwd: dir });
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /✗ line 2: Not recording/);
+        assert.doesNotMatch(r.stdout, /never sent/);
+        const chats = fake.requests.slice(before).filter((q) => q.path === "/v1/chat/completions");
+        assert.equal(chats.length, 1);
+      },
+    );
+    await t.step("an unknown command in a script is a usage error (2)", async () => {
+      const r = await harvey(["--llamafile-url", fake.url, "--run", "-"], {
+        cwd: dir,
+        stdin: "/help\n/frobnicate\n/status\n",
+      });
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /Unknown command \/frobnicate/);
+      assert.doesNotMatch(r.stdout, /Backend:/);
+    });
+    await t.step("stdin that is not a terminal is a script", async () => {
+      const r = await harvey(["--llamafile-url", fake.url], { cwd: dir, stdin: "piped prompt\n" });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "echo: piped prompt\n");
+    });
+    await t.step("-p prints one reply and exits", async () => {
+      const r = await harvey(["--llamafile-url", fake.url, "-p", "just this"], { cwd: dir });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "echo: just this\n");
+    });
+    await t.step("no backend: the guidance, and a prompt fails with one line", async () => {
+      const r = await harvey(["--llamafile-url", "http://127.0.0.1:9", "-p", "x"], { cwd: dir });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /No backend selected\./);
+      assert.match(r.stderr, /\/llamafile add/);
+      assert.match(r.stderr, /✗ No backend selected — connect one/);
+    });
+    await t.step("a refused permission names what was refused", async () => {
+      const perms = PERMS.filter((p) => p !== "--allow-write").concat(
+        `--allow-write=${join(dir, "agents")}`,
+      );
+      const r = await harvey(["--llamafile-url", fake.url, "--run", "-"], {
+        cwd: dir,
+        stdin: "/record start notes.md\n",
+        perms,
+      });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /Permission refused: write access to .*notes\.md.*--allow-write/);
+    });
+  } finally {
+    await fake.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("line asker: answers come from the next line; --yes confirms without reading", async () => {
+  const out = new BufferOutput();
+  const src = linesFromText("n\n\nmaybe\n2\n/some/path\n7\nmy-name\n");
+  const read = (p: string) => {
+    out.write(p);
+    return src.next();
+  };
+  const asker = new LineAsker(read, out, { echo: true });
+  assert.equal(await asker.confirm("Start Ollama now?"), false);
+  assert.equal(await asker.confirm("Overwrite?"), true);
+  await assert.rejects(() => asker.confirm("Sure?"), /Expected y or n, found "maybe"/);
+  const choices = [{ label: "a", value: 1 }, { label: "b", value: 2 }];
+  assert.deepEqual(await asker.pick("Pick", choices, { other: "enter a path" }), { value: 2 });
+  assert.deepEqual(await asker.pick("Pick", choices, { other: "enter a path" }), {
+    other: "/some/path",
+  });
+  await assert.rejects(
+    () => asker.pick("Pick", choices),
+    /Expected a number from 1 to 2, found "7"/,
+  );
+  assert.equal(await asker.input("Name", "default"), "my-name");
+  assert.equal(
+    await asker.input("Name", "default").catch((e) => e.message),
+    'No answer to "Name": the input ended',
+  );
+  assert.match(out.text, /Start Ollama now\? \[Y\/n\] n\n/);
+  assert.match(out.text, /  \[1\] a\n  \[2\] b\nSelect \[1-2\] or enter a path: 2\n/);
+  const yes = new LineAsker(() => Promise.resolve(undefined), out, { yes: true });
+  assert.equal(await yes.confirm("Apply 2 files?"), true);
+  assert.match(out.text, /Apply 2 files\? \[Y\/n\] y \(--yes\)/);
+});

@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startFakeOllama } from "./fixtures/fake_ollama.ts";
+import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
+import { testSession } from "./helpers.ts";
+
+Deno.test("/help, /status and /clear", async () => {
+  const s = await testSession();
+  try {
+    assert.equal(await s.run("/help\n/help record\n/status\n"), 0);
+    assert.match(s.out.text, /\/record +Record the session's turns/);
+    assert.match(s.out.text, /  \/record start \[FILE\]\n/);
+    assert.match(s.out.text, /Backend: +none/);
+    assert.match(s.out.text, new RegExp(`Workspace: ${s.agent.workspace.root}`));
+    s.agent.setPinned("always remember X");
+    s.agent.addMessage("user", "q");
+    assert.equal(await s.run("/clear"), 0);
+    assert.deepEqual(s.agent.history.map((m) => m.role), ["system", "user"]);
+    assert.match(s.agent.history[1].content, /always remember X/);
+    assert.equal(await s.run("/help nothing"), 2);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("tab completion of commands and subcommands", async () => {
+  const s = await testSession();
+  try {
+    assert.deepEqual(await s.agent.commands.complete(s.agent, "/re"), [["/record"], "/re"]);
+    assert.deepEqual(await s.agent.commands.complete(s.agent, "/record st"), [[
+      "start",
+      "stop",
+      "status",
+    ], "st"]);
+    assert.deepEqual(
+      (await s.agent.commands.complete(s.agent, "/ollama "))[0].includes("use"),
+      true,
+    );
+    assert.deepEqual(await s.agent.commands.complete(s.agent, "plain text"), [[], "plain text"]);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("/record writes a header and ### Turn sections", async () => {
+  const fake = await startFakeOpenAI({ reply: () => "recorded reply" });
+  const s = await testSession({ flags: { llamafileUrl: fake.url }, selectBackend: true });
+  try {
+    assert.equal(
+      await s.run("/record start notes/session.md\nfirst\nsecond\n/record status\n/record stop\n"),
+      0,
+    );
+    const text = await Deno.readTextFile(join(s.root, "notes/session.md"));
+    assert.match(text, /^# Harvey session\n\n- Started: \d{4}-\d\d-\d\dT/);
+    assert.match(text, /- Model: llamafile:fake-model\n- Workspace: /);
+    assert.match(text, /### Turn 1\n\n\*\*User:\*\*\n\nfirst\n\n\*\*Harvey:\*\*\n\nrecorded reply/);
+    assert.match(text, /### Turn 2\n/);
+    assert.match(s.out.text, /Recording to notes\/session\.md \(2 turns\)/);
+    assert.equal(await s.run("/record start ../outside.md"), 1);
+    assert.match(s.err.text, /outside the workspace/);
+  } finally {
+    await s.close();
+    await fake.close();
+  }
+});
+
+Deno.test("/model lists every source and switches; the choice is saved", async () => {
+  const ollama = await startFakeOllama({ models: ["llama3.2:latest", "qwen3:4b"] });
+  const s = await testSession({ flags: { ollama: ollama.url }, selectBackend: true });
+  try {
+    // Two models and no preference: headless start-up takes the first without asking.
+    assert.equal(s.agent.client?.name, "ollama:llama3.2:latest");
+    assert.equal(await s.run("/model\n/model use qwen3\n"), 0);
+    assert.match(s.out.text, /→ llama3\.2:latest \(ollama\)\n  qwen3:4b \(ollama\)/);
+    assert.equal(s.agent.client?.name, "ollama:qwen3:4b");
+    assert.equal(s.agent.config.config.model, "qwen3:4b");
+    assert.match(await Deno.readTextFile(join(s.root, "agents/harvey.yaml")), /model: qwen3:4b/);
+    assert.equal(await s.run("/model nope"), 1);
+    assert.match(s.err.text, /No model named "nope" — available: llama3\.2:latest, qwen3:4b/);
+  } finally {
+    await s.close();
+    await ollama.close();
+  }
+});
+
+Deno.test("start-up: -m preselects, the saved model is preferred", async () => {
+  const ollama = await startFakeOllama({ models: ["a:latest", "b:latest"] });
+  try {
+    const s = await testSession({ flags: { ollama: ollama.url, model: "b" }, selectBackend: true });
+    assert.equal(s.agent.client?.name, "ollama:b:latest");
+    await s.close();
+    const t = await testSession({
+      flags: { ollama: ollama.url },
+      files: { "agents/harvey.yaml": "model: b:latest\n" },
+      selectBackend: true,
+    });
+    assert.equal(t.agent.client?.name, "ollama:b:latest");
+    await t.close();
+  } finally {
+    await ollama.close();
+  }
+});
+
+Deno.test("/ollama status, list, use; start without ollama installed says how to get it", async () => {
+  const ollama = await startFakeOllama({ models: ["llama3.2:latest"] });
+  const s = await testSession({ flags: { ollama: ollama.url }, env: { PATH: "/nonexistent" } });
+  try {
+    assert.equal(await s.run("/ollama status\n/ollama list\n/ollama use llama3.2\n"), 0);
+    assert.match(s.out.text, /Running: yes \(version/);
+    assert.match(s.out.text, /  llama3\.2:latest\n/);
+    assert.equal(s.agent.client?.name, "ollama:llama3.2:latest");
+    assert.equal(await s.run("/ollama use nothing"), 1);
+    assert.match(s.err.text, /Ollama has no model "nothing"/);
+    await ollama.close();
+    s.out.text = "";
+    assert.equal(await s.run("/ollama start"), 0);
+    assert.match(
+      s.out.text,
+      /Ollama is not installed — get it from https:\/\/ollama\.com\/download/,
+    );
+  } finally {
+    await s.close();
+    await ollama.close();
+  }
+});
