@@ -83,7 +83,7 @@ export class CommandRegistry {
     const words = line.split(/\s+/);
     if (words.length === 1) {
       const names = [...this.#byName.keys()].map((n) => `/${n}`).filter((n) => n.startsWith(line));
-      return [names.sort(), line];
+      return [withSpace(names.sort()), line];
     }
     const spec = this.get(words[0]);
     if (!spec) return [[], line];
@@ -92,8 +92,13 @@ export class CommandRegistry {
     let options: string[] = [];
     if (spec.complete) options = await spec.complete(agent, before);
     else if (before.length === 0) options = spec.subcommands ?? [];
-    return [options.filter((o) => o.startsWith(current)), current];
+    return [withSpace(options.filter((o) => o.startsWith(current))), current];
   }
+}
+
+/** A single completion gets a trailing space, so the next word can be typed at once. */
+function withSpace(options: string[]): string[] {
+  return options.length === 1 ? [`${options[0]} `] : options;
 }
 
 /**

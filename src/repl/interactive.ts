@@ -87,6 +87,8 @@ export class LineEditor {
     try {
       return await fn();
     } finally {
+      // The picker leaves the terminal in cooked mode; the line editor needs raw mode back.
+      if (process.stdin.isTTY) process.stdin.setRawMode(true);
       this.rl.resume();
     }
   }

@@ -32,8 +32,10 @@ export async function selectBackend(
   if (agent.client) return;
   let { candidates, down } = await discoverModels(agent.sources, { timeoutMs: STARTUP_PROBE_MS });
   const ollamaDown = down.find((d) => d.source.startsWith("Ollama"));
+  if (!candidates.length && ollamaDown) {
+    out.write(`✗ Ollama is not running at ${agent.settings.ollamaUrl}\n`);
+  }
   if (!candidates.length && ollamaDown && opts.ask && await which("ollama", agent.env.PATH ?? "")) {
-    out.write("✗ Ollama is not running\n");
     if (await agent.asker.confirm("Start Ollama now?")) {
       try {
         if (await startOllama(agent, out)) {
