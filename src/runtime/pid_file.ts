@@ -1,0 +1,147 @@
+/**
+ * Pid files under `agents/` that record the servers Harvey started, so the next Harvey can
+ * adopt one that is still healthy instead of starting a second one; and the few questions
+ * about a process id that adoption needs.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { atomicWrite } from "../util/atomic_write.ts";
+
+/** What Harvey remembers about a server it started. */
+export interface ServerRecord {
+  backend: string;
+  pid: number;
+  /** The display name of the model. */
+  model: string;
+  /** Absolute path of the model file (for a llamafile, the llamafile itself). */
+  model_path: string;
+  /** The id `/v1/models` answered once the server was ready. */
+  model_id?: string;
+  url: string;
+  port: number;
+  /** ISO 8601 time the server was started. */
+  started_at: string;
+  /** The Harvey process that started it (or took it over). */
+  harvey_pid: number;
+}
+
+const PREFIX = "server-";
+const SUFFIX = ".pid.json";
+
+/** The pid file of the `backend` server on `port`: `DIR/server-BACKEND-PORT.pid.json`. */
+export function recordPath(stateDir: string, rec: Pick<ServerRecord, "backend" | "port">): string {
+  const safe = rec.backend.replace(/[^A-Za-z0-9_.-]/g, "_");
+  return join(stateDir, `${PREFIX}${safe}-${rec.port}${SUFFIX}`);
+}
+
+/** Writes (or replaces) the pid file of `rec`, creating `stateDir` when needed. */
+export async function writeRecord(stateDir: string, rec: ServerRecord): Promise<void> {
+  await Deno.mkdir(stateDir, { recursive: true });
+  await atomicWrite(recordPath(stateDir, rec), JSON.stringify(rec, null, 2) + "\n");
+}
+
+/** Removes the pid file of `rec` if it still describes the same process. */
+export async function removeRecord(
+  stateDir: string,
+  rec: Pick<ServerRecord, "backend" | "port" | "pid">,
+): Promise<void> {
+  const path = recordPath(stateDir, rec);
+  try {
+    const current = parseRecord(await Deno.readTextFile(path));
+    if (current && current.pid !== rec.pid) return;
+    await Deno.remove(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+}
+
+/** One pid file found in the state folder; `record` is `undefined` when it cannot be parsed. */
+export interface FoundRecord {
+  path: string;
+  record?: ServerRecord;
+}
+
+/** Every pid file in `stateDir` (none when the folder does not exist). */
+export async function readRecords(stateDir: string): Promise<FoundRecord[]> {
+  const found: FoundRecord[] = [];
+  try {
+    for await (const entry of Deno.readDir(stateDir)) {
+      if (!entry.isFile || !entry.name.startsWith(PREFIX) || !entry.name.endsWith(SUFFIX)) {
+        continue;
+      }
+      const path = join(stateDir, entry.name);
+      try {
+        found.push({ path, record: parseRecord(await Deno.readTextFile(path)) });
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  return found.sort((a, b) => a.path.localeCompare(b.path));
+}
+
+function parseRecord(text: string): ServerRecord | undefined {
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const str = (k: string) => typeof v?.[k] === "string";
+  const int = (k: string) => Number.isInteger(v?.[k]) && (v[k] as number) > 0;
+  if (
+    !str("backend") || !str("model") || !str("model_path") || !str("url") ||
+    !str("started_at") || !int("pid") || !int("port") || !int("harvey_pid") ||
+    (v.model_id !== undefined && !str("model_id"))
+  ) return undefined;
+  return v as unknown as ServerRecord;
+}
+
+/**
+ * Whether process `pid` exists and is not a zombie (a process that exited but was not
+ * reaped yet counts as gone).
+ */
+export function processAlive(pid: number): boolean {
+  if (Deno.build.os === "linux") {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      return state !== "Z" && state !== "X";
+    } catch {
+      return false;
+    }
+  }
+  try {
+    Deno.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err instanceof Deno.errors.PermissionDenied;
+  }
+}
+
+/** The process group of `pid` (Linux only; `undefined` elsewhere or when it is gone). */
+export function processGroup(pid: number): number | undefined {
+  if (Deno.build.os !== "linux") return undefined;
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The command line of `pid` (Linux `/proc/PID/cmdline`); `undefined` on other systems or
+ * when the process is gone.
+ */
+export function processCmdline(pid: number): string[] | undefined {
+  if (Deno.build.os !== "linux") return undefined;
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").filter((a) => a !== "");
+  } catch {
+    return undefined;
+  }
+}
