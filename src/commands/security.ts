@@ -1,0 +1,30 @@
+/**
+ * `/security`: safe mode, the allowlist, path permissions and the audit log in one view.
+ *
+ * @module
+ */
+import { formatMs } from "./run.ts";
+import { auditLines } from "./audit.ts";
+import { permissionLines } from "./permissions.ts";
+import type { CommandSpec } from "./registry.ts";
+import { safeModeLines } from "./safemode.ts";
+
+/** `/security` */
+export const securityCommand: CommandSpec = {
+  name: "security",
+  usage: ["/security"],
+  summary: "Show safe mode, allowed commands, path permissions and the audit log state",
+  run(agent, _args, out) {
+    const timeout = agent.config.config.run_timeout;
+    const lines = [
+      ...safeModeLines(agent),
+      `Timeout:   ${timeout > 0 ? formatMs(timeout) : "none"} per /run or ! command (run_timeout)`,
+      "Child env: PATH HOME USER SHELL TERM LANG LC_* PWD OLLAMA_* HARVEY_* only; keys and tokens never",
+      ...auditLines(agent),
+      "",
+      ...permissionLines(agent),
+    ];
+    for (const line of lines) out.write(`${line}\n`);
+    return Promise.resolve();
+  },
+};

@@ -1,0 +1,220 @@
+/**
+ * Searches one file: reads its bytes into a reused buffer, skips it when it is binary,
+ * rejects it on the raw bytes when the pattern's required literal is absent, and only then
+ * decodes and finds the matching lines.
+ *
+ * @module
+ */
+import type { CompiledPattern } from "./pattern.ts";
+
+/** One matching line, before it is given its file's path. */
+export interface LineMatch {
+  line: number;
+  text: string;
+}
+
+/** A file is binary when one of its first 8 KB is a NUL byte. */
+export const BINARY_PROBE = 8192;
+/** Lines longer than this are cut to a window around the match. */
+export const MAX_TEXT = 300;
+
+const NEWLINE = 10;
+const decoder = new TextDecoder();
+
+/** Reads and searches files one after the other, reusing one read buffer. */
+export class FileScanner {
+  #buf = new Uint8Array(256 * 1024);
+  #pattern: CompiledPattern;
+
+  constructor(pattern: CompiledPattern) {
+    this.#pattern = pattern;
+  }
+
+  /**
+   * Appends to `out` the matching lines of the file at `path`, at most `limit` of them.
+   * Returns false when the file was not searched (binary, or unreadable).
+   */
+  scanFile(path: string, limit: number, out: LineMatch[]): boolean {
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotCapable) throw err;
+      return false; // vanished or unreadable: skipped, as grep tools do
+    }
+    try {
+      return this.#scanOpen(file, limit, out);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotCapable) throw err;
+      return false;
+    } finally {
+      file.close();
+    }
+  }
+
+  #scanOpen(file: Deno.FsFile, limit: number, out: LineMatch[]): boolean {
+    let buf = this.#buf;
+    let len = 0; // bytes held in buf
+    let lineBase = 1; // line number of buf[0]
+    let probed = false;
+    const start = out.length;
+    for (;;) {
+      const n = file.readSync(buf.subarray(len));
+      const eof = n === null || n === 0;
+      if (!eof) len += n;
+      if (!probed && (eof || len >= BINARY_PROBE)) {
+        if (buf.subarray(0, Math.min(len, BINARY_PROBE)).indexOf(0) >= 0) return false;
+        probed = true;
+      }
+      if (eof) {
+        if (len > 0) this.#searchBlock(buf, len, lineBase, limit - (out.length - start), out);
+        return true;
+      }
+      if (len < buf.length) continue;
+      // The buffer is full: search the complete lines and keep the rest for the next read.
+      const cut = buf.lastIndexOf(NEWLINE, len - 1) + 1;
+      if (cut === 0) {
+        // One line longer than the buffer: grow it (for this file only).
+        const bigger = new Uint8Array(buf.length * 2);
+        bigger.set(buf);
+        buf = bigger;
+        continue;
+      }
+      this.#searchBlock(buf, cut, lineBase, limit - (out.length - start), out);
+      if (out.length - start >= limit) return true;
+      lineBase += countNewlines(buf.subarray(0, cut));
+      buf.copyWithin(0, cut, len);
+      len -= cut;
+    }
+  }
+
+  /** Searches `buf[0, end)`, a block of whole lines whose first line is `lineBase`. */
+  #searchBlock(
+    buf: Uint8Array,
+    end: number,
+    lineBase: number,
+    limit: number,
+    out: LineMatch[],
+  ): void {
+    const p = this.#pattern;
+    if (limit <= 0) return;
+    const block = buf.subarray(0, end);
+    if (p.required && indexOfBytes(block, p.required, p.rareIndex) < 0) return;
+    const text = decoder.decode(block);
+    if (p.perLine) searchLines(text, p, lineBase, limit, out);
+    else searchText(text, p, lineBase, limit, out);
+  }
+}
+
+/**
+ * Finds the matching lines of `text` by searching it whole (the regex or `indexOf` jumps
+ * straight to candidates), then checking the line each candidate falls in: a match that
+ * spans a line end does not count, as in grep.
+ */
+export function searchText(
+  text: string,
+  p: CompiledPattern,
+  lineBase: number,
+  limit: number,
+  out: LineMatch[],
+): void {
+  let from = 0; // where the next search starts: always the start of a line
+  let counted = 0; // position up to which newlines have been counted
+  let line = lineBase;
+  const lit = p.literal;
+  const scan = p.scan;
+  let found = 0;
+  while (from < text.length && found < limit) {
+    let at: number;
+    if (lit !== null) {
+      at = text.indexOf(lit, from);
+    } else {
+      scan.lastIndex = from;
+      const m = scan.exec(text);
+      at = m ? m.index : -1;
+    }
+    // No match, or only an empty "line" after the final newline.
+    if (at < 0 || (at === text.length && text.charCodeAt(at - 1) === 10)) return;
+    const lineStart = at > 0 ? text.lastIndexOf("\n", at - 1) + 1 : 0;
+    let lineEnd = text.indexOf("\n", at);
+    if (lineEnd < 0) lineEnd = text.length;
+    for (let i = text.indexOf("\n", counted); i >= 0 && i < lineStart; i = text.indexOf("\n", i + 1)) {
+      line++;
+    }
+    counted = lineStart;
+    const lineText = text.slice(lineStart, lineEnd);
+    const col = lit !== null ? at - lineStart : matchColumn(lineText, p);
+    if (col >= 0) {
+      out.push({ line, text: clip(lineText, col) });
+      found++;
+    }
+    from = lineEnd + 1;
+  }
+}
+
+/** Tests each line on its own: for patterns whose lookarounds could see past a line end. */
+export function searchLines(
+  text: string,
+  p: CompiledPattern,
+  lineBase: number,
+  limit: number,
+  out: LineMatch[],
+): void {
+  const lines = text.split("\n");
+  if (lines.length > 1 && lines[lines.length - 1] === "") lines.pop();
+  let found = 0;
+  for (let i = 0; i < lines.length && found < limit; i++) {
+    const col = matchColumn(lines[i], p);
+    if (col >= 0) {
+      out.push({ line: lineBase + i, text: clip(lines[i], col) });
+      found++;
+    }
+  }
+}
+
+function matchColumn(line: string, p: CompiledPattern): number {
+  const m = p.line.exec(line);
+  return m ? m.index : -1;
+}
+
+/** The line without its `\r`, cut to about MAX_TEXT characters around column `col`. */
+export function clip(line: string, col: number): string {
+  const text = line.endsWith("\r") ? line.slice(0, -1) : line;
+  if (text.length <= MAX_TEXT) return text;
+  let start = Math.max(0, Math.min(col - 100, text.length - MAX_TEXT));
+  let end = Math.min(text.length, start + MAX_TEXT);
+  if (isLowSurrogate(text.charCodeAt(start))) start++;
+  if (isLowSurrogate(text.charCodeAt(end))) end--;
+  return `${start > 0 ? "…" : ""}${text.slice(start, end)}${end < text.length ? "…" : ""}`;
+}
+
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
+}
+
+/**
+ * Index of `needle` in `hay`, or -1. Looks for the needle's rarest byte with the native
+ * `indexOf`, then compares the rest.
+ */
+export function indexOfBytes(hay: Uint8Array, needle: Uint8Array, rareIndex: number): number {
+  const rare = needle[rareIndex];
+  const last = hay.length - needle.length + rareIndex; // last place the rare byte can be
+  const n = needle.length;
+  let i = rareIndex;
+  while (i <= last) {
+    i = hay.indexOf(rare, i);
+    if (i < 0 || i > last) return -1;
+    const s = i - rareIndex;
+    let k = 0;
+    while (k < n && hay[s + k] === needle[k]) k++;
+    if (k === n) return s;
+    i++;
+  }
+  return -1;
+}
+
+function countNewlines(bytes: Uint8Array): number {
+  let count = 0;
+  for (let i = bytes.indexOf(NEWLINE); i >= 0; i = bytes.indexOf(NEWLINE, i + 1)) count++;
+  return count;
+}

@@ -1,0 +1,185 @@
+/**
+ * Path permissions: which of `read`, `write`, `exec` and `delete` a workspace path allows.
+ *
+ * `permissions` in `harvey.yaml` maps path prefixes (relative to the workspace, whole path
+ * components: `src` covers `src/a.ts`, not `srcx`) to the operations they allow; the longest
+ * prefix that matches wins, and `.` covers the whole workspace. A path no entry matches allows
+ * everything — the workspace sandbox already keeps Harvey inside the folder — except secrets
+ * (`.env*`, `*.pem`, `*.key`, `id_rsa*`, `agents/harvey.yaml`), which only an entry for
+ * exactly that path opens, and `agents/audit.jsonl`, which stays read-only unless one does.
+ *
+ * @module
+ */
+import { posix } from "node:path";
+import { HarveyError, UsageError } from "../errors.ts";
+
+/** One operation on a path. */
+export type Perm = "read" | "write" | "exec" | "delete";
+
+/** Every operation, in display order. */
+export const PERMS: readonly Perm[] = ["read", "write", "exec", "delete"];
+
+/** The answer of {@linkcode checkPath}. */
+export interface PathDecision {
+  allowed: boolean;
+  /** The normalized path that was checked. */
+  path: string;
+  /** The permissions entry that decided, when one did. */
+  rule?: string;
+  /** Why, in a few words, for messages and the audit log. */
+  reason: string;
+}
+
+/** Names that hold secrets: refused unless an entry names exactly the path. */
+const SECRET_NAMES: readonly RegExp[] = [/^\.env/, /\.pem$/, /\.key$/, /^id_rsa/];
+const SECRET_PATHS: readonly string[] = ["agents/harvey.yaml"];
+/** Files Harvey keeps that the agent may read but not change. */
+const READ_ONLY_PATHS: readonly string[] = ["agents/audit.jsonl"];
+
+/** The secret patterns, for messages and `/security`. */
+export const SECRET_PATTERNS: readonly string[] = [
+  ".env*",
+  "*.pem",
+  "*.key",
+  "id_rsa*",
+  ...SECRET_PATHS,
+];
+
+/** The files that are read-only by default, for messages and `/security`. */
+export const READ_ONLY_DEFAULTS: readonly string[] = READ_ONLY_PATHS;
+
+/**
+ * Normalizes a workspace-relative path: `/` separators, `.` and `..` applied, no leading `./`
+ * or trailing `/`; the workspace itself is `.`. Returns undefined when the path leaves the
+ * workspace (starts with `..`) or is absolute.
+ *
+ * @example
+ * ```ts
+ * normalizeRelPath("./src//a/../b.ts/"); // "src/b.ts"
+ * ```
+ */
+export function normalizeRelPath(path: string): string | undefined {
+  if (path === "" || posix.isAbsolute(path)) return undefined;
+  const norm = posix.normalize(path).replace(/\/+$/, "");
+  if (norm === ".." || norm.startsWith("../")) return undefined;
+  return norm === "" ? "." : norm;
+}
+
+/** Whether a component of `relPath` (normalized) is a secret name, or the path is a secret file. */
+export function isSecretPath(relPath: string): boolean {
+  if (SECRET_PATHS.includes(relPath)) return true;
+  return relPath.split("/").some((part) => SECRET_NAMES.some((re) => re.test(part)));
+}
+
+/** Whether `prefix` (normalized) covers `relPath` (normalized), by whole components. */
+function covers(prefix: string, relPath: string): boolean {
+  return prefix === "." || relPath === prefix || relPath.startsWith(`${prefix}/`);
+}
+
+/**
+ * Decides whether `perm` is allowed on `relPath` (relative to the workspace) under the
+ * `permissions` map of `harvey.yaml`. Pure: it looks at nothing but its arguments.
+ *
+ * @example
+ * ```ts
+ * checkPath("src/a.ts", "write", { permissions: { src: ["read"] } }).allowed; // false
+ * checkPath(".env", "read", { permissions: {} }).allowed; // false
+ * checkPath(".env", "read", { permissions: { ".env": ["read"] } }).allowed; // true
+ * ```
+ */
+export function checkPath(
+  relPath: string,
+  perm: Perm,
+  opts: { permissions: Record<string, readonly string[]> },
+): PathDecision {
+  const path = normalizeRelPath(relPath);
+  if (path === undefined) {
+    return { allowed: false, path: relPath, reason: "outside the workspace" };
+  }
+  let best: string | undefined;
+  for (const key of Object.keys(opts.permissions)) {
+    const prefix = normalizeRelPath(key);
+    if (prefix === undefined || !covers(prefix, path)) continue;
+    if (best === undefined || specificity(prefix) > specificity(normalizeRelPath(best)!)) {
+      best = key;
+    }
+  }
+  const exact = best !== undefined && normalizeRelPath(best) === path;
+  if (isSecretPath(path) && !exact) {
+    return {
+      allowed: false,
+      path,
+      reason:
+        `a secret file; only an entry for exactly this path opens it: /permissions set ${path} ${perm}`,
+    };
+  }
+  if (READ_ONLY_PATHS.includes(path) && perm !== "read" && !exact) {
+    return {
+      allowed: false,
+      path,
+      reason:
+        `a log Harvey keeps, read-only unless an entry names it: /permissions set ${path} read,${perm}`,
+    };
+  }
+  if (best === undefined) return { allowed: true, path, reason: "no permissions entry: allowed" };
+  const granted = opts.permissions[best];
+  const allowed = granted.includes(perm);
+  const shown = granted.length ? granted.join(",") : "none";
+  return {
+    allowed,
+    path,
+    rule: best,
+    reason:
+      `permissions entry "${best}" allows ${shown}; change it with /permissions set ${best} PERMS`,
+  };
+}
+
+/** Longer prefixes are more specific; `.` is the least specific of all. */
+function specificity(prefix: string): number {
+  return prefix === "." ? 0 : prefix.length + 1;
+}
+
+/**
+ * Parses the PERMS argument of `/permissions set`: operation names separated by commas
+ * (`read,write`), `all` for the four, or `none` for nothing.
+ *
+ * @example
+ * ```ts
+ * parsePerms("write,read"); // ["read", "write"]
+ * ```
+ */
+export function parsePerms(text: string): Perm[] {
+  const t = text.trim().toLowerCase();
+  if (t === "none") return [];
+  if (t === "all") return [...PERMS];
+  const words = t.split(",").map((w) => w.trim()).filter(Boolean);
+  const bad = words.filter((w) => !(PERMS as readonly string[]).includes(w));
+  if (words.length === 0 || bad.length > 0) {
+    throw new UsageError(
+      `Permissions must be names from ${
+        PERMS.join(", ")
+      } separated by commas, or all, or none; found "${text}"`,
+    );
+  }
+  return PERMS.filter((p) => words.includes(p));
+}
+
+/**
+ * Normalizes the PATH of `/permissions set` into the key stored in `harvey.yaml`: relative to
+ * the workspace (an absolute path inside `root` is made relative), `.` for the whole of it.
+ */
+export function permissionKey(path: string, root: string): string {
+  let rel: string | undefined;
+  if (posix.isAbsolute(path)) {
+    const r = posix.relative(root, posix.normalize(path));
+    rel = r === "" ? "." : normalizeRelPath(r);
+  } else {
+    rel = normalizeRelPath(path);
+  }
+  if (rel === undefined) {
+    throw new HarveyError(
+      `Path "${path}" is outside the workspace ${root}; permissions name paths inside it`,
+    );
+  }
+  return rel;
+}

@@ -1,0 +1,250 @@
+/**
+ * `/apply` and `/unapply` driven through the headless runner against the fake OpenAI server:
+ * the model's reply carries path-tagged blocks.
+ */
+import assert from "node:assert/strict";
+import { dirname, join } from "node:path";
+import { UNDO_JOURNAL } from "../src/commands/apply.ts";
+import { diffLines, unifiedDiff } from "../src/util/diff.ts";
+import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fake_openai.ts";
+import { type TestSession, testSession } from "./helpers.ts";
+
+const FENCE = "```";
+
+/** A reply with one block per file: `[info, body]`. */
+function reply(...blocks: [string, string][]): string {
+  return "Here you go.\n\n" +
+    blocks.map(([info, body]) => `${FENCE}${info}\n${body}${FENCE}\n`).join("\nAnd:\n\n");
+}
+
+// Bytes that are not valid UTF-8, CRLF line ends and no final newline: restored exactly.
+const ODD_BYTES = new Uint8Array([
+  ...new TextEncoder().encode("int main() {\r\n  return 0;\r\n}"),
+  0xff,
+  0xfe,
+  0x80,
+]);
+const MAIN_GO = 'package main\n\nfunc main() {\n\tprintln("old")\n}\n';
+const NEW_MAIN_GO = 'package main\n\nfunc main() {\n\tprintln("new")\n}\n';
+
+const REPLY = reply(
+  ["go src/main.go", NEW_MAIN_GO],
+  ["c src/odd.c", "int main(void) { return 1; }\n"],
+  ["docs/guide/NOTES.md", "# Notes\n"],
+  ["go", "// a plain snippet, no path: not applied\n"],
+);
+
+async function bytes(s: TestSession, path: string): Promise<Uint8Array | null> {
+  try {
+    return await Deno.readFile(join(s.root, path));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function withSession(
+  replyText: string,
+  fn: (s: TestSession, fake: FakeOpenAI) => Promise<void>,
+  opts: { root?: string } = {},
+): Promise<void> {
+  const fake = await startFakeOpenAI({ reply: () => replyText });
+  const s = await testSession({
+    files: opts.root ? {} : { "src/main.go": MAIN_GO },
+    flags: { llamafileUrl: fake.url },
+    selectBackend: true,
+    root: opts.root,
+  });
+  if (!opts.root) await Deno.writeFile(join(s.root, "src/odd.c"), ODD_BYTES);
+  try {
+    await fn(s, fake);
+  } finally {
+    await s.close();
+    await fake.close();
+  }
+}
+
+async function assertOriginal(s: TestSession): Promise<void> {
+  assert.equal(new TextDecoder().decode((await bytes(s, "src/main.go"))!), MAIN_GO);
+  assert.deepEqual(await bytes(s, "src/odd.c"), ODD_BYTES);
+  assert.equal(await bytes(s, "docs/guide/NOTES.md"), null);
+  assert.equal(await exists(join(s.root, "docs")), false, "folders /apply created are removed");
+}
+
+Deno.test("/apply writes the tagged blocks after a yes; /unapply restores the exact bytes", async () => {
+  await withSession(REPLY, async (s) => {
+    assert.equal(await s.run("please fix main\n/apply\ny\n"), 0, s.err.text);
+    assert.match(s.out.text, /--- a\/src\/main\.go\n\+\+\+ b\/src\/main\.go\n@@ -1,5 \+1,5 @@/);
+    assert.match(s.out.text, /-\tprintln\("old"\)\n\+\tprintln\("new"\)/);
+    assert.match(s.out.text, /--- \/dev\/null\n\+\+\+ b\/docs\/guide\/NOTES\.md/);
+    assert.match(s.out.text, /Apply these 3 changes\? \[Y\/n\] y/);
+    assert.equal(new TextDecoder().decode((await bytes(s, "src/main.go"))!), NEW_MAIN_GO);
+    assert.equal(
+      new TextDecoder().decode((await bytes(s, "src/odd.c"))!),
+      "int main(void) { return 1; }\n",
+    );
+    assert.equal(new TextDecoder().decode((await bytes(s, "docs/guide/NOTES.md"))!), "# Notes\n");
+    assert.ok(await exists(join(s.root, UNDO_JOURNAL)), "the journal is written");
+
+    assert.equal(await s.run("/unapply\ny\n"), 0, s.err.text);
+    assert.match(s.out.text, /remove \(created by \/apply\) docs\/guide\/NOTES\.md/);
+    await assertOriginal(s);
+    assert.equal(await exists(join(s.root, UNDO_JOURNAL)), false, "the journal is cleared");
+    assert.equal(await s.run("/unapply\n"), 1);
+    assert.match(s.err.text, /Nothing to undo/);
+  });
+});
+
+Deno.test("/unapply works after a restart of Harvey on the same workspace", async () => {
+  let root = "";
+  const fake = await startFakeOpenAI({ reply: () => REPLY });
+  const first = await testSession({
+    files: { "src/main.go": MAIN_GO },
+    flags: { llamafileUrl: fake.url },
+    selectBackend: true,
+  });
+  try {
+    root = first.root;
+    await Deno.writeFile(join(root, "src/odd.c"), ODD_BYTES);
+    assert.equal(await first.run("fix it\n/apply\ny\n"), 0, first.err.text);
+    await first.agent.shutdown(); // Harvey exits; the workspace stays
+    await withSession("", async (second) => {
+      assert.equal(second.agent.history.length, 1, "a new session starts with no reply");
+      assert.equal(await second.run("/unapply\ny\n"), 0, second.err.text);
+      await assertOriginal(second);
+    }, { root });
+  } finally {
+    await first.close();
+    await fake.close();
+  }
+});
+
+Deno.test("/apply answered n writes nothing, not even the journal", async () => {
+  await withSession(REPLY, async (s) => {
+    assert.equal(await s.run("fix\n/apply\nn\n"), 0, s.err.text);
+    assert.match(s.out.text, /Nothing written/);
+    await assertOriginal(s);
+    assert.equal(await exists(join(s.root, UNDO_JOURNAL)), false);
+  });
+});
+
+Deno.test("/unapply answered n changes nothing and keeps the journal", async () => {
+  await withSession(REPLY, async (s) => {
+    assert.equal(await s.run("fix\n/apply\ny\n/unapply\nn\n"), 0, s.err.text);
+    assert.match(s.out.text, /Nothing changed/);
+    assert.equal(new TextDecoder().decode((await bytes(s, "src/main.go"))!), NEW_MAIN_GO);
+    assert.ok(await exists(join(s.root, UNDO_JOURNAL)));
+  });
+});
+
+Deno.test("/unapply warns about a file edited since /apply and still restores it", async () => {
+  await withSession(REPLY, async (s) => {
+    assert.equal(await s.run("fix\n/apply\ny\n"), 0, s.err.text);
+    await Deno.writeTextFile(join(s.root, "src/main.go"), "edited by hand\n");
+    assert.equal(await s.run("/unapply\ny\n"), 0, s.err.text);
+    assert.match(s.out.text, /restore src\/main\.go — ⚠ changed since \/apply/);
+    await assertOriginal(s);
+  });
+});
+
+Deno.test("/apply refuses a block whose path leaves the workspace and writes nothing", async () => {
+  const escaping = reply(["go src/main.go", NEW_MAIN_GO], ["go ../escaped.go", "package x\n"]);
+  await withSession(escaping, async (s) => {
+    assert.equal(await s.run("fix\n/apply\ny\n"), 1);
+    assert.match(s.err.text, /Refused the block for "\.\.\/escaped\.go": .*outside the workspace/);
+    assert.match(s.err.text, /nothing was written/);
+    assert.doesNotMatch(s.out.text, /Apply /, "no question is asked");
+    assert.equal(await exists(join(dirname(s.root), "escaped.go")), false);
+    await assertOriginal(s);
+    assert.equal(await exists(join(s.root, UNDO_JOURNAL)), false);
+  });
+});
+
+Deno.test("/apply refuses secrets, git's files and the journal itself", async () => {
+  for (const path of [".env", ".git/config", "agents/undo/last_apply.json"]) {
+    await withSession(reply([`ini ${path}`, "x=1\n"]), async (s) => {
+      assert.equal(await s.run("fix\n/apply\ny\n"), 1, path);
+      assert.match(s.err.text, /Refused the block/);
+      assert.equal(await bytes(s, path), null, path);
+    });
+  }
+});
+
+Deno.test("/apply without tagged blocks, or before any reply, says so", async () => {
+  await withSession(reply(["go", "package main\n"], ["", "plain\n"]), async (s) => {
+    assert.equal(await s.run("/apply\n"), 1);
+    assert.match(s.err.text, /No reply to \/apply yet/);
+    assert.equal(await s.run("hi\n/apply\n"), 1);
+    assert.match(s.err.text, /no code block tagged with a path/);
+  });
+});
+
+Deno.test("/apply of a reply cut inside a block refuses that block", async () => {
+  await withSession(`${FENCE}go src/main.go\npackage main\n`, async (s) => {
+    assert.equal(await s.run("fix\n/apply\ny\n"), 1);
+    assert.match(s.err.text, /not closed/);
+    await assertOriginal(s);
+  });
+});
+
+Deno.test("/apply tells an unchanged file apart and writes nothing for it", async () => {
+  await withSession(reply(["go src/main.go", MAIN_GO]), async (s) => {
+    assert.equal(await s.run("fix\n/apply\n"), 0, s.err.text);
+    assert.match(s.out.text, /src\/main\.go \(unchanged\)/);
+    assert.match(s.out.text, /Nothing to apply/);
+    assert.equal(await exists(join(s.root, UNDO_JOURNAL)), false);
+  });
+});
+
+Deno.test("diffLines gives a minimal edit script that rebuilds both texts", () => {
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  const lcs = (a: string[], b: string[]) => {
+    const row = new Array(b.length + 1).fill(0);
+    for (let i = a.length - 1; i >= 0; i--) {
+      let diag = 0;
+      for (let j = b.length - 1; j >= 0; j--) {
+        const keep = row[j];
+        row[j] = a[i] === b[j] ? diag + 1 : Math.max(row[j], row[j + 1]);
+        diag = keep;
+      }
+    }
+    return row[0];
+  };
+  for (let t = 0; t < 500; t++) {
+    const make = () =>
+      Array.from({ length: Math.floor(random() * 25) }, () => "abcde"[Math.floor(random() * 5)]);
+    const a = make();
+    const b = make();
+    const before = a.map((l) => `${l}\n`).join("");
+    const after = b.map((l) => `${l}\n`).join("");
+    const script = diffLines(before, after);
+    const rebuilt = (keep: string) =>
+      script.filter((d) => d.kind !== keep).map((d) => `${d.text}\n`).join("");
+    assert.equal(rebuilt("insert"), before);
+    assert.equal(rebuilt("delete"), after);
+    const kept = script.filter((d) => d.kind === "equal").length;
+    assert.equal(kept, lcs(a, b), `minimal for ${JSON.stringify([a, b])}`);
+  }
+});
+
+Deno.test("unifiedDiff marks a missing final newline and uses GNU hunk headers", () => {
+  assert.equal(
+    unifiedDiff("a\nb\n", "a\nb", { from: "a/x", to: "b/x" }),
+    "--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n a\n-b\n+b\n\\ No newline at end of file\n",
+  );
+  assert.equal(
+    unifiedDiff("", "n\n", { from: "/dev/null", to: "b/x" }).split("\n")[2],
+    "@@ -0,0 +1,1 @@",
+  );
+  assert.equal(unifiedDiff("same\n", "same\n", { from: "a", to: "b" }), "");
+});
