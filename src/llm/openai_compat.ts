@@ -19,6 +19,11 @@ export interface OpenAICompatOptions {
   apiKey?: string;
   /** One request's timeout in ms; 0 means none. */
   timeoutMs?: number;
+  /**
+   * Where the OpenAI API lives when it is not `baseUrl/v1`, e.g. Gemini's
+   * `…/v1beta/openai`. Chat and models go there; `/props` and `/tokenize` stay on `baseUrl`.
+   */
+  apiRoot?: string;
   /** Called by {@link OpenAICompatClient.close}, e.g. to stop a server Harvey started. */
   onClose?: () => Promise<void>;
 }
@@ -52,6 +57,10 @@ export class OpenAICompatClient implements LLMClient {
     return this.#opts.baseUrl;
   }
 
+  get #apiRoot(): string {
+    return (this.#opts.apiRoot ?? `${this.#opts.baseUrl}/v1`).replace(/\/+$/, "");
+  }
+
   /** True when this client sends an API key. */
   get hasKey(): boolean {
     return Boolean(this.#opts.apiKey);
@@ -61,10 +70,14 @@ export class OpenAICompatClient implements LLMClient {
     if (this.#sdk) return this.#sdk;
     const { default: OpenAI } = await loadOpenAI();
     this.#sdk = new OpenAI({
-      baseURL: `${this.#opts.baseUrl}/v1`,
+      baseURL: this.#apiRoot,
       apiKey: this.#opts.apiKey ?? "no-key",
       maxRetries: 0,
       timeout: 24 * 3600 * 1000,
+      // The SDK would read these from OPENAI_ORG_ID / OPENAI_PROJECT_ID and send them to
+      // every server; they belong to OpenAI alone and are never sent.
+      organization: null,
+      project: null,
       // A local server gets no Authorization header at all.
       defaultHeaders: this.#opts.apiKey ? {} : { Authorization: null },
     });
@@ -149,8 +162,11 @@ export class OpenAICompatClient implements LLMClient {
   async #get(path: string, init?: RequestInit): Promise<Response> {
     const headers = new Headers(init?.headers);
     if (this.#opts.apiKey) headers.set("authorization", `Bearer ${this.#opts.apiKey}`);
+    const url = path.startsWith("/v1/")
+      ? `${this.#apiRoot}${path.slice(3)}`
+      : `${this.#opts.baseUrl}${path}`;
     try {
-      return await fetch(`${this.#opts.baseUrl}${path}`, { ...init, headers });
+      return await fetch(url, { ...init, headers });
     } catch (err) {
       throw explainFetchError(err, this.#what, init?.signal ?? undefined);
     }

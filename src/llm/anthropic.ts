@@ -1,0 +1,249 @@
+/**
+ * Anthropic's native Messages API (`POST /v1/messages`, streaming server-sent events), with
+ * `fetch` and no SDK.
+ *
+ * Why the native API and not Anthropic's OpenAI-compatible endpoint (which
+ * `OpenAICompatClient` could reach): Anthropic documents that layer as meant for testing
+ * and comparing models, not for lasting use; the native stream reports usage exactly
+ * (`input_tokens` in `message_start`, `output_tokens` in `message_delta`) where the
+ * compatibility layer translates; listing models (`GET /v1/models`, used by `/route probe`
+ * and `/route models`) needs Anthropic's own `x-api-key` and `anthropic-version` headers,
+ * which the OpenAI client does not send; and the system prompt goes in the request's own
+ * `system` field instead of being hoisted out of the messages.
+ *
+ * The key travels only in `x-api-key`. `fetch` drops `Authorization` on a redirect to another
+ * origin but keeps other headers, so redirects are never followed: a key reaches only the
+ * host the route names.
+ *
+ * @module
+ */
+import { HarveyError } from "../errors.ts";
+import type { ChatOptions, ChatStats, LLMClient, Message } from "../types.ts";
+import { explainFetchError, httpError, withTimeout } from "./errors.ts";
+import { readLines } from "./ndjson.ts";
+
+/** The `anthropic-version` header Harvey speaks. */
+export const ANTHROPIC_VERSION = "2023-06-01";
+
+/** The `max_tokens` of a request when the route does not say (the API requires one). */
+export const DEFAULT_MAX_TOKENS = 8192;
+
+/** How to reach the Messages API. */
+export interface AnthropicOptions {
+  /** The API root with its version, e.g. `https://api.anthropic.com/v1`; a bare host gets `/v1`. */
+  baseUrl: string;
+  model: string;
+  /** Shown in messages and in `name`, e.g. `route:claude`. */
+  label: string;
+  /** Sent as `x-api-key`. */
+  apiKey: string;
+  /** One request's timeout in ms; 0 means none. */
+  timeoutMs?: number;
+  /** Upper bound on the tokens of one reply; default {@link DEFAULT_MAX_TOKENS}. */
+  maxTokens?: number;
+}
+
+/** One turn in the shape the Messages API takes. */
+export interface AnthropicTurn {
+  role: "user" | "assistant";
+  content: string;
+}
+
+/**
+ * Splits Harvey's history into Anthropic's `system` text and its turns: system messages are
+ * joined into `system`, tool output is sent as the user's, empty messages are dropped and
+ * consecutive messages of one role are joined (the API wants the roles to alternate).
+ *
+ * @example
+ * ```ts
+ * toAnthropicMessages([{ role: "system", content: "Be brief" }, { role: "user", content: "Hi" }]);
+ * // { system: "Be brief", messages: [{ role: "user", content: "Hi" }] }
+ * ```
+ */
+export function toAnthropicMessages(
+  messages: Message[],
+): { system: string; messages: AnthropicTurn[] } {
+  const system: string[] = [];
+  const turns: AnthropicTurn[] = [];
+  for (const m of messages) {
+    if (!m.content.trim()) continue;
+    if (m.role === "system") {
+      system.push(m.content);
+      continue;
+    }
+    const role = m.role === "assistant" ? "assistant" : "user";
+    const last = turns.at(-1);
+    if (last?.role === role) last.content += `\n\n${m.content}`;
+    else turns.push({ role, content: m.content });
+  }
+  return { system: system.join("\n\n"), messages: turns };
+}
+
+interface StreamEvent {
+  type?: string;
+  message?: { usage?: Usage };
+  delta?: { type?: string; text?: string; stop_reason?: string };
+  usage?: Usage;
+  error?: { type?: string; message?: string };
+}
+
+interface Usage {
+  input_tokens?: number;
+  output_tokens?: number;
+  cache_creation_input_tokens?: number;
+  cache_read_input_tokens?: number;
+}
+
+/** Talks to Anthropic's Messages API. */
+export class AnthropicClient implements LLMClient {
+  readonly name: string;
+  readonly model: string;
+  readonly #opts: AnthropicOptions;
+  readonly #root: string;
+  readonly #what: string;
+
+  constructor(opts: AnthropicOptions) {
+    this.#opts = opts;
+    const root = opts.baseUrl.replace(/\/+$/, "");
+    this.#root = new URL(root).pathname === "/" ? `${root}/v1` : root;
+    this.model = opts.model;
+    this.name = `${opts.label}:${opts.model}`;
+    this.#what = `${opts.label} at ${this.#root}`;
+  }
+
+  /** The API root requests go to, e.g. `https://api.anthropic.com/v1`. */
+  get baseUrl(): string {
+    return this.#root;
+  }
+
+  async #fetch(path: string, init: RequestInit): Promise<Response> {
+    const headers = new Headers(init.headers);
+    headers.set("x-api-key", this.#opts.apiKey);
+    headers.set("anthropic-version", ANTHROPIC_VERSION);
+    let res: Response;
+    try {
+      res = await fetch(`${this.#root}${path}`, { ...init, headers, redirect: "manual" });
+    } catch (err) {
+      throw explainFetchError(err, this.#what, init.signal ?? undefined);
+    }
+    if (res.type === "opaqueredirect" || (res.status >= 300 && res.status < 400)) {
+      await res.body?.cancel();
+      throw new HarveyError(
+        `${this.#what} answered with a redirect; Harvey does not follow redirects with an API ` +
+          "key (check the route's URL)",
+      );
+    }
+    if (!res.ok) throw await httpError(res, this.#what);
+    return res;
+  }
+
+  /** Streams a reply; prompt tokens come from `message_start`, reply tokens from `message_delta`. */
+  async chat(messages: Message[], opts: ChatOptions): Promise<ChatStats> {
+    const started = performance.now();
+    const t = withTimeout(opts.signal, this.#opts.timeoutMs ?? 0, this.#what);
+    const { system, messages: turns } = toAnthropicMessages(messages);
+    let promptTokens = 0;
+    let usageReply = 0;
+    let deltas = 0;
+    try {
+      const res = await this.#fetch("/messages", {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "text/event-stream" },
+        body: JSON.stringify({
+          model: this.model,
+          max_tokens: this.#opts.maxTokens ?? DEFAULT_MAX_TOKENS,
+          ...(system ? { system } : {}),
+          messages: turns,
+          stream: true,
+        }),
+        signal: t.signal,
+      });
+      let stopped = false;
+      for await (const line of readLines(res.body!)) {
+        if (!line.startsWith("data:")) continue;
+        const event = this.#parse(line.slice(5).trim());
+        switch (event.type) {
+          case "message_start":
+            promptTokens = inputTokens(event.message?.usage) || promptTokens;
+            break;
+          case "content_block_delta":
+            if (event.delta?.type === "text_delta" && event.delta.text) {
+              deltas++;
+              opts.onToken(event.delta.text);
+            }
+            break;
+          case "message_delta":
+            usageReply = event.usage?.output_tokens ?? usageReply;
+            promptTokens = inputTokens(event.usage) || promptTokens;
+            break;
+          case "error": {
+            const detail = `${event.error?.type ?? "error"}: ${event.error?.message ?? ""}`;
+            throw new HarveyError(`${this.#what} reported ${shorten(detail)}`);
+          }
+          case "message_stop":
+            stopped = true;
+        }
+        if (stopped) break;
+      }
+      if (!stopped) {
+        if (t.signal?.aborted) throw t.signal.reason;
+        throw new HarveyError(`${this.#what} closed the connection in the middle of the reply`);
+      }
+    } catch (err) {
+      throw explainFetchError(err, this.#what, t.signal);
+    } finally {
+      t.clear();
+    }
+    const elapsedMs = performance.now() - started;
+    const replyTokens = usageReply || deltas;
+    return {
+      promptTokens,
+      replyTokens,
+      elapsedMs,
+      tokensPerSec: elapsedMs > 0 ? replyTokens / (elapsedMs / 1000) : 0,
+    };
+  }
+
+  #parse(data: string): StreamEvent {
+    try {
+      const event = JSON.parse(data);
+      if (typeof event === "object" && event !== null) return event as StreamEvent;
+    } catch {
+      // reported below
+    }
+    throw new HarveyError(`${this.#what} sent a malformed event: ${data.slice(0, 80)}`);
+  }
+
+  /** The model ids `GET /v1/models` lists, every page of them. */
+  async models(): Promise<string[]> {
+    const ids: string[] = [];
+    let after = "";
+    for (let page = 0; page < 50; page++) {
+      const query = `?limit=1000${after ? `&after_id=${encodeURIComponent(after)}` : ""}`;
+      const res = await this.#fetch(`/models${query}`, { method: "GET" });
+      const body = await res.json() as {
+        data?: { id?: string }[];
+        has_more?: boolean;
+        last_id?: string;
+      };
+      ids.push(...(body.data ?? []).map((m) => m.id ?? "").filter(Boolean));
+      if (!body.has_more || !body.last_id) break;
+      after = body.last_id;
+    }
+    return ids;
+  }
+
+  /** Nothing to stop: the API is remote. */
+  async close(): Promise<void> {}
+}
+
+function inputTokens(usage: Usage | undefined): number {
+  if (!usage) return 0;
+  return (usage.input_tokens ?? 0) + (usage.cache_creation_input_tokens ?? 0) +
+    (usage.cache_read_input_tokens ?? 0);
+}
+
+function shorten(text: string): string {
+  const one = text.replace(/\s+/g, " ").trim();
+  return one.length > 200 ? `${one.slice(0, 199)}…` : one;
+}
