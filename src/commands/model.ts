@@ -5,6 +5,7 @@
  */
 import type { Agent } from "../agent.ts";
 import { HarveyError } from "../errors.ts";
+import { OpenAICompatClient } from "../llm/openai_compat.ts";
 import { discoverModels, findCandidate, type ModelCandidate } from "../llm/catalog.ts";
 import type { Output } from "../types.ts";
 import type { CommandSpec } from "./registry.ts";
@@ -21,6 +22,8 @@ export async function useCandidate(
 ): Promise<void> {
   const client = await candidate.connect();
   await agent.setClient(client);
+  // Load the HTTP SDK now, while the user types, so the first reply does not wait for it.
+  if (client instanceof OpenAICompatClient) client.warm().catch(() => {});
   out.write(`✓ Using model: ${candidate.model} (${candidate.source})\n`);
   if (opts.save && agent.config.config.model !== candidate.model) {
     try {
