@@ -9,6 +9,8 @@ import type { Settings } from "./config/settings.ts";
 import { StatsWindow } from "./llm/stats.ts";
 import type { ModelSource } from "./llm/catalog.ts";
 import type { Recorder } from "./repl/recorder.ts";
+import type { Supervisor } from "./runtime/supervisor.ts";
+import type { AuditLog } from "./security/audit.ts";
 import type { Asker, LLMClient, Message, Output } from "./types.ts";
 import type { Workspace } from "./workspace.ts";
 
@@ -24,6 +26,8 @@ export interface AgentOptions {
   env: Record<string, string>;
   /** Where diagnostics go (stderr in headless mode). */
   err: Output;
+  /** The one supervisor of the local servers this session starts. */
+  supervisor: Supervisor;
 }
 
 const PINNED_LABEL = "[pinned context]";
@@ -37,6 +41,8 @@ export class Agent {
   readonly commands: CommandRegistry;
   readonly env: Record<string, string>;
   readonly err: Output;
+  /** Starts, adopts and stops this session's local model servers. */
+  readonly supervisor: Supervisor;
   readonly stats = new StatsWindow(5);
   systemPrompt: string;
   history: Message[] = [];
@@ -54,6 +60,13 @@ export class Agent {
     client: LLMClient,
     err: Output,
   ) => Promise<{ used: number; window?: number }>;
+  /**
+   * Permission check of a workspace path (relative, "/"-separated) before it is read, written,
+   * run or deleted; throws HarveyError when denied. Unset: everything inside the workspace.
+   */
+  checkPath?: (path: string, perm: "read" | "write" | "exec" | "delete") => void;
+  /** The audit log (src/security/audit.ts): `agent.audit?.record(action, details, outcome)`. */
+  audit?: AuditLog;
   /** The client of a named route, for `@name` turns, when routes are configured. */
   routeClient?: (name: string) => Promise<LLMClient>;
   /** Set by `/exit`: the loop ends after the current line. */
@@ -71,6 +84,7 @@ export class Agent {
     this.commands = opts.commands;
     this.env = opts.env;
     this.err = opts.err;
+    this.supervisor = opts.supervisor;
     this.systemPrompt = opts.systemPrompt;
     this.clearHistory();
   }

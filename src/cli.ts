@@ -15,14 +15,17 @@ import { stderrOutput, stdoutOutput } from "./repl/output.ts";
 import { selectBackend } from "./repl/startup.ts";
 import { runPrompt } from "./repl/turn.ts";
 import { join } from "node:path";
+import { runDoctor } from "./doctor.ts";
+import { installExitHooks } from "./runtime/exit_hooks.ts";
+import { offerRegistration, type PullArgs, runPull } from "./commands/pull.ts";
 
 /** Harvey's version. */
 export const VERSION = "0.1.0";
 
-interface Parsed {
-  action: "repl";
-  flags: Flags;
-}
+type Parsed =
+  | { action: "repl"; flags: Flags }
+  | { action: "pull"; flags: Flags; args: PullArgs }
+  | { action: "doctor"; flags: Flags; install: boolean };
 
 function buildProgram(result: { parsed?: Parsed }) {
   const program = new Command()
@@ -48,6 +51,31 @@ function buildProgram(result: { parsed?: Parsed }) {
     .action((opts) => {
       result.parsed = { action: "repl", flags: opts as Flags };
     });
+  program.command("pull")
+    .description("download a GGUF or llamafile from Hugging Face (resumable, verified)")
+    .argument("<repo>", "the repository, owner/name")
+    .argument("<file>", "the file inside the repository")
+    .option("--revision <rev>", "branch, tag or commit", "main")
+    .option("--dir <dir>", "where to put it (default: the models folder)")
+    .option("--sha256 <hex>", "the expected sha256 (default: the hub's LFS hash)")
+    .option("--name <name>", "the name to register it under")
+    .action((repo, file, opts) => {
+      result.parsed = {
+        action: "pull",
+        flags: program.opts() as Flags,
+        args: { repo, file, ...opts },
+      };
+    });
+  program.command("doctor")
+    .description("what runtimes and models are found, and how to get the rest")
+    .option("--install", "install what is missing with the package manager (asks first)")
+    .action((opts: { install?: boolean }) => {
+      result.parsed = {
+        action: "doctor",
+        flags: program.opts() as Flags,
+        install: opts.install === true,
+      };
+    });
   return program;
 }
 
@@ -64,6 +92,12 @@ export async function run(args: string[]): Promise<number> {
     return 1;
   }
   if (!result.parsed) return 0;
+  if (result.parsed.action === "doctor") {
+    return await runDoctorCommand(result.parsed.flags, result.parsed.install);
+  }
+  if (result.parsed.action === "pull") {
+    return await runPullCommand(result.parsed.flags, result.parsed.args);
+  }
   return await runRepl(result.parsed.flags);
 }
 
@@ -115,7 +149,8 @@ async function runRepl(flags: Flags): Promise<number> {
         `Harvey ${VERSION} · workspace ${agent.workspace.root} · /help for commands\n`,
       );
     }
-    await selectBackend(agent, err, { ask: interactive });
+    // A headless script answers "Start NAME now?" on its next line; -p cannot answer.
+    await selectBackend(agent, err, { ask: interactive, confirm: flags.print === undefined });
     const io = { out: stdoutOutput, err, spinner: interactive, color };
     if (flags.print !== undefined) {
       const controller = new AbortController();
@@ -137,21 +172,90 @@ async function runRepl(flags: Flags): Promise<number> {
   }
 }
 
+/** `harvey pull`: download, then offer to register; answers come from stdin. */
+async function runPullCommand(flags: Flags, args: PullArgs): Promise<number> {
+  const source = linesFromStream(Deno.stdin.readable);
+  const read = (prompt: string) => {
+    stdoutOutput.write(prompt);
+    return source.next();
+  };
+  const asker = new LineAsker(read, stdoutOutput, { yes: flags.yes });
+  const controller = new AbortController();
+  const onInt = () => controller.abort();
+  Deno.addSignalListener("SIGINT", onInt);
+  let agent: Agent | undefined;
+  try {
+    agent = await createSession({
+      flags,
+      env: Deno.env.toObject(),
+      cwd: Deno.cwd(),
+      asker,
+      err: stderrOutput,
+    });
+    const result = await runPull(agent, args, stderrOutput, {
+      signal: controller.signal,
+      isTerminal: Deno.stderr.isTerminal(),
+    });
+    stdoutOutput.write(`${result.path}\n`);
+    const registered = await offerRegistration(result, {
+      config: agent.config,
+      asker,
+      out: stdoutOutput,
+      name: args.name,
+    });
+    if (registered && await asker.confirm(`Make ${registered.name} the active model?`)) {
+      await agent.config.update([[[registered.registry, "active"], registered.name]]);
+      stdoutOutput.write(`${registered.name} is active — Harvey uses it on next start.\n`);
+    }
+    return 0;
+  } catch (err) {
+    stderrOutput.write(`✗ ${describeError(err)}\n`);
+    return controller.signal.aborted ? 130 : err instanceof UsageError ? 2 : 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    await agent?.shutdown();
+  }
+}
+
+/** `harvey doctor [--install]`: the report on stdout; install questions read stdin. */
+async function runDoctorCommand(flags: Flags, install: boolean): Promise<number> {
+  const source = linesFromStream(Deno.stdin.readable);
+  const read = (prompt: string) => {
+    stdoutOutput.write(prompt);
+    return source.next();
+  };
+  const asker = new LineAsker(read, stdoutOutput, { yes: flags.yes });
+  let agent: Agent | undefined;
+  try {
+    agent = await createSession({
+      flags,
+      env: Deno.env.toObject(),
+      cwd: Deno.cwd(),
+      asker,
+      err: stderrOutput,
+    });
+    return await runDoctor(agent, stdoutOutput, { install });
+  } catch (err) {
+    stderrOutput.write(`✗ ${describeError(err)}\n`);
+    return err instanceof UsageError ? 2 : 1;
+  } finally {
+    await agent?.shutdown();
+  }
+}
+
 /**
  * SIGTERM and SIGHUP (and SIGINT when there is no line editor to catch Ctrl-C) end the
- * session cleanly: children are stopped before Harvey exits.
+ * session cleanly through the supervisor's exit hooks: the session is shut down (its
+ * servers stopped) before Harvey exits, and `Deno.exit` anywhere still stops them.
  */
 function installSignalHandlers(agent: () => Agent | undefined, withSigint: boolean): () => void {
-  const signals: Deno.Signal[] = ["SIGTERM", "SIGHUP"];
-  if (withSigint) signals.push("SIGINT");
-  const handlers = signals.map((sig) => {
-    const handler = () => {
-      const code = sig === "SIGINT" ? 130 : sig === "SIGTERM" ? 143 : 129;
-      const a = agent();
-      (a ? a.shutdown() : Promise.resolve()).finally(() => Deno.exit(code));
-    };
-    Deno.addSignalListener(sig, handler);
-    return () => Deno.removeSignalListener(sig, handler);
-  });
-  return () => handlers.forEach((remove) => remove());
+  const session = {
+    stopAll: () => agent()?.shutdown() ?? Promise.resolve(),
+    terminateAllNow: () => agent()?.supervisor.terminateAllNow(),
+  };
+  const removers = [installExitHooks(session)];
+  if (withSigint) {
+    removers.push(installExitHooks(session, { signals: ["SIGINT"], exit: () => Deno.exit(130) }));
+  }
+  return () => removers.forEach((remove) => remove());
 }

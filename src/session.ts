@@ -6,12 +6,21 @@
 import { join, resolve } from "node:path";
 import { Agent } from "./agent.ts";
 import { createRegistry } from "./commands/index.ts";
+import { llamafileSource } from "./commands/llamafile.ts";
+import { ggufSource } from "./commands/llamacpp.ts";
+import { ragAugmentHook } from "./commands/rag.ts";
 import { loadSystemPrompt } from "./config/harvey_md.ts";
 import { type Flags, resolveSettings } from "./config/settings.ts";
 import { ConfigStore } from "./config/store.ts";
 import { HarveyError } from "./errors.ts";
+import { budgetHook } from "./llm/budget.ts";
 import type { ModelSource } from "./llm/catalog.ts";
 import { ollamaSource, openaiServerSource } from "./llm/sources.ts";
+import { Supervisor } from "./runtime/supervisor.ts";
+import { routeClients } from "./routes/clients.ts";
+import { AuditLog } from "./security/audit.ts";
+import { pathGuard } from "./security/guard.ts";
+import { secretRedactor } from "./security/redact.ts";
 import type { Asker, Output } from "./types.ts";
 import { Workspace } from "./workspace.ts";
 
@@ -46,6 +55,12 @@ export async function createSession(opts: SessionOptions): Promise<Agent> {
     env: opts.env,
     root: workspace.root,
   });
+  const supervisor = new Supervisor({
+    stateDir: join(workspace.root, "agents"),
+    startupTimeoutMs: config.config.startup_timeout,
+    env: opts.env,
+    out: opts.err,
+  });
   const agent = new Agent({
     workspace,
     config,
@@ -55,8 +70,26 @@ export async function createSession(opts: SessionOptions): Promise<Agent> {
     systemPrompt: await loadSystemPrompt(workspace.root),
     env: opts.env,
     err: opts.err,
+    supervisor,
   });
+  agent.onShutdown(() => supervisor.stopAll());
+  agent.audit = new AuditLog({
+    file: join(workspace.root, "agents", "audit.jsonl"),
+    redact: secretRedactor(opts.env),
+    warn: opts.err,
+  });
+  agent.checkPath = pathGuard(agent);
+  agent.checkBudget = budgetHook(agent);
+  agent.augmentPrompt = ragAugmentHook(agent);
   agent.sources = defaultSources(agent, opts.flags);
+  // Registered llamafiles and GGUF models; `--llamafile`/`--gguf` for this session only.
+  const { llamafile, gguf } = opts.flags;
+  agent.sources.push(
+    llamafileSource(agent, llamafile ? resolve(opts.cwd, llamafile) : undefined),
+    ggufSource(agent, gguf ? resolve(opts.cwd, gguf) : undefined),
+  );
+  // `@name` turns: route clients are built on first use (only they hold keys), closed at exit.
+  routeClients(agent);
   return agent;
 }
 

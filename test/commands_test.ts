@@ -26,7 +26,7 @@ Deno.test("/help, /status and /clear", async () => {
 Deno.test("tab completion of commands and subcommands", async () => {
   const s = await testSession();
   try {
-    assert.deepEqual(await s.agent.commands.complete(s.agent, "/re"), [["/record "], "/re"]);
+    assert.deepEqual(await s.agent.commands.complete(s.agent, "/rec"), [["/record "], "/rec"]);
     assert.deepEqual(await s.agent.commands.complete(s.agent, "/record st"), [[
       "start",
       "stop",

@@ -33,8 +33,10 @@ export async function testSession(opts: {
   flags?: Flags;
   env?: Record<string, string>;
   selectBackend?: boolean;
+  /** Reuse this workspace (a "restart" of Harvey); `close()` then leaves it in place. */
+  root?: string;
 } = {}): Promise<TestSession> {
-  const root = await Deno.makeTempDir({ prefix: "harvey-test-" });
+  const root = opts.root ?? await Deno.makeTempDir({ prefix: "harvey-test-" });
   for (const [path, text] of Object.entries(opts.files ?? {})) {
     await Deno.mkdir(join(root, path, ".."), { recursive: true });
     await Deno.writeTextFile(join(root, path), text);
@@ -75,7 +77,7 @@ export async function testSession(opts: {
     },
     async close() {
       await agent.shutdown();
-      await Deno.remove(root, { recursive: true }).catch(() => {});
+      if (!opts.root) await Deno.remove(root, { recursive: true }).catch(() => {});
     },
   };
 }

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { dirname, join, resolve } from "node:path";
 import { HarveyError } from "../src/errors.ts";
+import { createPairFinder } from "../src/search/byte_kernel.ts";
 import { searchFiles, type SearchMatch } from "../src/search/mod.ts";
 
 type Files = Record<string, string | Uint8Array>;
@@ -216,7 +217,8 @@ Deno.test("searchFiles restricts the search to PATH and refuses a PATH outside t
     await t.step("outside: refused even without a sandbox check", async () => {
       await assert.rejects(
         searchFiles("needle", { root, start: dirname(root) }),
-        (err: unknown) => err instanceof HarveyError && /is outside the workspace/.test(err.message),
+        (err: unknown) =>
+          err instanceof HarveyError && /is outside the workspace/.test(err.message),
       );
     });
     await t.step("missing", async () => {
@@ -286,7 +288,9 @@ Deno.test("searchFiles finds what a line-by-line RegExp test finds, for tricky p
     for (const pattern of patterns) {
       const line = new RegExp(pattern, "mu");
       const expected = [
-        ...text.split("\n").slice(0, -1).flatMap((l, i) => line.test(l) ? [`all.txt:${i + 1}`] : []),
+        ...text.split("\n").slice(0, -1).flatMap((l, i) =>
+          line.test(l) ? [`all.txt:${i + 1}`] : []
+        ),
         ...lines.flatMap((l, i) => line.test(l) ? [`one/${String(i).padStart(2, "0")}.txt:1`] : []),
       ];
       const r = await searchFiles(pattern, { root, maxMatches: 1000 });
@@ -298,7 +302,9 @@ Deno.test("searchFiles finds what a line-by-line RegExp test finds, for tricky p
 Deno.test("searchFiles handles files larger than its read buffer, and very long lines", async () => {
   // ~1.2 MB: several buffer refills; matches near the start, the middle and the end.
   const body: string[] = [];
-  for (let i = 1; i <= 40_000; i++) body.push(i % 13_333 === 0 ? `line ${i} needle` : `line ${i} hay`);
+  for (let i = 1; i <= 40_000; i++) {
+    body.push(i % 13_333 === 0 ? `line ${i} needle` : `line ${i} hay`);
+  }
   const long = `${"x".repeat(600_000)} needle ${"y".repeat(1000)}`;
   await withTree({
     "big.txt": body.join("\n") + "\nneedle at the end",
@@ -328,4 +334,35 @@ Deno.test("searchFiles stops when its signal is aborted", async () => {
       (err: unknown) => err instanceof DOMException && err.name === "AbortError",
     );
   });
+});
+
+Deno.test("the byte-pair kernel finds what a plain loop finds, in place and in other buffers", () => {
+  const finder = createPairFinder(1);
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const naive = (v: Uint8Array, from: number, to: number, a: number, b: number, gap: number) => {
+    for (let p = from; p + gap < Math.min(to, v.length); p++) {
+      if (v[p] === a && v[p + gap] === b) return p;
+    }
+    return -1;
+  };
+  for (let round = 0; round < 3000; round++) {
+    const len = rnd(200);
+    const offset = rnd(100); // views that do not start at the buffer's start
+    const alphabet = 2 + rnd(6); // few byte values: many candidates, many near misses
+    const inPlace = finder.buffer.subarray(offset, offset + len);
+    const other = new Uint8Array(len);
+    for (let i = 0; i < len; i++) inPlace[i] = other[i] = rnd(alphabet);
+    const a = rnd(alphabet);
+    const b = rnd(alphabet);
+    const gap = rnd(20);
+    const from = rnd(len + 1);
+    const to = rnd(len + 20);
+    const expected = naive(inPlace, from, to, a, b, gap);
+    assert.equal(finder.find(inPlace, from, to, a, b, gap), expected, `round ${round}`);
+    assert.equal(finder.find(other, from, to, a, b, gap), expected, `round ${round}, js`);
+  }
 });

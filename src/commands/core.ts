@@ -5,6 +5,7 @@
  */
 import type { Agent } from "../agent.ts";
 import { UsageError } from "../errors.ts";
+import { BudgetError } from "../llm/budget.ts";
 import { estimateTokens } from "../llm/tokens.ts";
 import type { CommandSpec } from "./registry.ts";
 
@@ -39,20 +40,40 @@ export const helpCommand: CommandSpec = {
   },
 };
 
-/** The lines of `/status` about the conversation and the session. */
-export function statusLines(agent: Agent): string[] {
-  const tokens = estimateTokens(agent.history);
-  const window = agent.contextWindow;
-  const use = window ? ` (${Math.round((tokens / window) * 100)}% of ${window})` : "";
+/**
+ * The lines of `/status` about the conversation and the session; `usage` is the measured size
+ * of the history (the token budget's count), else an estimate is shown.
+ */
+export function statusLines(agent: Agent, usage?: { used: number; window?: number }): string[] {
+  const tokens = usage?.used ?? estimateTokens(agent.history);
+  const window = usage?.window ?? agent.contextWindow;
+  const use = window
+    ? ` (${Math.round((tokens / window) * 100)}% of the ${window}-token window)`
+    : "";
   const client = agent.client;
   return [
     `Backend:   ${client ? client.name : "none — /model, /ollama start or /llamafile add"}`,
     `Context:   ${window ? `${window} tokens (n_ctx reported by the server)` : "unknown"}`,
-    `History:   ${agent.history.length} messages, ~${tokens} tokens${use}`,
+    `History:   ${agent.history.length} messages, ${
+      usage?.window ? "" : "~"
+    }${tokens} tokens${use}`,
     `Pinned:    ${agent.pinned ? `${agent.pinned.length} characters` : "none"}`,
     `Workspace: ${agent.workspace.root}`,
     `Recording: ${agent.recorder ? agent.recorder.displayPath : "off"}`,
   ];
+}
+
+/** The history measured by the token budget (no warning printed), when there is a backend. */
+async function measuredHistory(
+  agent: Agent,
+): Promise<{ used: number; window?: number } | undefined> {
+  if (!agent.client || !agent.checkBudget) return undefined;
+  try {
+    return await agent.checkBudget(agent.history, agent.client, { write() {} });
+  } catch (err) {
+    if (err instanceof BudgetError) return { used: err.used, window: err.window };
+    return undefined;
+  }
 }
 
 /** `/status` */
@@ -60,9 +81,8 @@ export const statusCommand: CommandSpec = {
   name: "status",
   usage: ["/status"],
   summary: "Show the backend, model, history size, workspace and recording state",
-  run(agent, _args, out) {
-    for (const line of statusLines(agent)) out.write(`${line}\n`);
-    return Promise.resolve();
+  async run(agent, _args, out) {
+    for (const line of statusLines(agent, await measuredHistory(agent))) out.write(`${line}\n`);
   },
 };
 

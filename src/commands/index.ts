@@ -6,7 +6,26 @@
 import { clearCommand, exitCommand, helpCommand, statusCommand } from "./core.ts";
 import { modelCommand } from "./model.ts";
 import { ollamaCommand } from "./ollama.ts";
+import { llamafileCommand } from "./llamafile.ts";
+import { llamacppCommand } from "./llamacpp.ts";
 import { recordCommand } from "./record.ts";
+import { routeCommand } from "./route.ts";
+import { auditCommand } from "./audit.ts";
+import { permissionsCommand } from "./permissions.ts";
+import { runCommandSpec } from "./run.ts";
+import { safemodeCommand } from "./safemode.ts";
+import { securityCommand } from "./security.ts";
+import { filesCommand } from "./files.ts";
+import { readCommand } from "./read.ts";
+import { writeCommand } from "./write.ts";
+import { contextCommand } from "./context.ts";
+import { summarizeCommand } from "./summarize.ts";
+import { searchCommand } from "./search.ts";
+import { gitCommand } from "./git.ts";
+import { applyCommand, unapplyCommand } from "./apply.ts";
+import { pullCommand } from "./pull.ts";
+import { kbCommand } from "./kb.ts";
+import { ragCommand } from "./rag.ts";
 import { CommandRegistry } from "./registry.ts";
 
 /** A registry with all of Harvey's commands. */
@@ -18,7 +37,27 @@ export function createRegistry(): CommandRegistry {
     clearCommand,
     modelCommand,
     ollamaCommand,
+    llamafileCommand,
+    llamacppCommand,
     recordCommand,
+    filesCommand,
+    readCommand,
+    writeCommand,
+    applyCommand,
+    unapplyCommand,
+    searchCommand,
+    gitCommand,
+    contextCommand,
+    summarizeCommand,
+    routeCommand,
+    pullCommand,
+    runCommandSpec,
+    safemodeCommand,
+    permissionsCommand,
+    auditCommand,
+    securityCommand,
+    kbCommand,
+    ragCommand,
     exitCommand,
   );
   return registry;

@@ -77,7 +77,9 @@ export class CommandRegistry {
    */
   async complete(agent: Agent, line: string): Promise<[string[], string]> {
     if (line.startsWith("@")) {
-      return [[], line];
+      if (/\s/.test(line)) return [[], line];
+      const routes = agent.config.config.routes.filter((r) => r.enabled).map((r) => `@${r.name}`);
+      return [withSpace(routes.filter((n) => n.startsWith(line)).sort()), line];
     }
     if (!line.startsWith("/")) return [[], line];
     const words = line.split(/\s+/);

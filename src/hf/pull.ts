@@ -7,7 +7,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { dirname } from "node:path";
 import { HarveyError } from "../errors.ts";
 import type { Output } from "../types.ts";
@@ -338,6 +338,25 @@ async function transfer(job: Job, file: Deno.FsFile): Promise<PullResult> {
   const expected = job.wanted ?? serverSha;
   const total = meta.size;
   const hash = createHash("sha256");
+  const received = await receive(job, file, fetched, { start, complete, total, hash });
+  return await install(job, file, {
+    sha256: hash.digest("hex"),
+    expected,
+    bytes: received,
+    resumedFrom: start,
+    commit: meta.commit,
+  });
+}
+
+/** Hashes the part's first `start` bytes, then streams the rest; returns the file's size. */
+async function receive(
+  job: Job,
+  file: Deno.FsFile,
+  { res, meta, url }: Fetched,
+  o: { start: number; complete: boolean; total?: number; hash: Hash },
+): Promise<number> {
+  const { start, total, hash } = o;
+  const say = job.say;
   const label = job.ctx.file.slice(job.ctx.file.lastIndexOf("/") + 1);
   let received = start;
   try {
@@ -362,7 +381,7 @@ async function transfer(job: Job, file: Deno.FsFile): Promise<PullResult> {
     if (job.opts.signal?.aborted) throw err;
     throw fsError(err, start === 0 ? "write" : "read", job.part);
   }
-  if (!complete && res.body) {
+  if (!o.complete && res.body) {
     await file.seek(start, Deno.SeekMode.Start);
     const reporter = new ProgressReporter({
       out: job.opts.out,
@@ -378,7 +397,7 @@ async function transfer(job: Job, file: Deno.FsFile): Promise<PullResult> {
         file,
         hash,
         idleTimeoutMs: job.opts.idleTimeoutMs ?? 60_000,
-        host: fetched.url.host,
+        host: url.host,
         onBytes: (n) => reporter.update(start + n),
       });
       received = start + streamed;
@@ -391,7 +410,7 @@ async function transfer(job: Job, file: Deno.FsFile): Promise<PullResult> {
         const cause = err.cause;
         if (cause instanceof TransientError) throw cause;
         throw new TransientError(
-          `The connection to ${fetched.url.host} broke at ${formatBytes(received)}` +
+          `The connection to ${url.host} broke at ${formatBytes(received)}` +
             `${total !== undefined ? ` of ${formatBytes(total)}` : ""} (${networkReason(cause)})`,
         );
       }
@@ -402,24 +421,17 @@ async function transfer(job: Job, file: Deno.FsFile): Promise<PullResult> {
   }
   if (total !== undefined && received < total) {
     throw new TransientError(
-      `The connection to ${fetched.url.host} ended at ${formatBytes(received)} of ` +
-        `${formatBytes(total)}`,
+      `The connection to ${url.host} ended at ${formatBytes(received)} of ${formatBytes(total)}`,
     );
   }
   if (total !== undefined && received > total) {
     await removePart(job);
     throw new HarveyError(
-      `${fetched.url.host} sent ${received} bytes for ${job.ctx.file}, more than the ${total} ` +
-        `it announced: the download was deleted; try again later`,
+      `${url.host} sent ${received} bytes for ${job.ctx.file}, more than the ${total} it ` +
+        `announced: the download was deleted; try again later`,
     );
   }
-  return await install(job, file, {
-    sha256: hash.digest("hex"),
-    expected,
-    bytes: received,
-    resumedFrom: start,
-    commit: meta.commit,
-  });
+  return received;
 }
 
 /** Stops before any byte is fetched when the hub's sha256 contradicts `--sha256`. */

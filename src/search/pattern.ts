@@ -23,8 +23,8 @@ export interface CompiledPattern {
   perLine: boolean;
   /** UTF-8 bytes every match contains (a prefilter on raw file bytes), or null. */
   required: Uint8Array | null;
-  /** Index in `required` of its rarest byte, the one looked for first. */
-  rareIndex: number;
+  /** Indexes in `required` of its two rarest bytes, in order (equal for a single byte). */
+  rare: [number, number];
 }
 
 const META = /[\\^$.|?*+()[\]{}]/;
@@ -54,7 +54,7 @@ export function compilePattern(pattern: string): CompiledPattern {
     line: new RegExp(pattern, flags),
     perLine: /\(\?<?[=!]/.test(pattern),
     required: bytes && bytes.length > 0 ? bytes : null,
-    rareIndex: bytes ? rarestByte(bytes) : 0,
+    rare: bytes ? rarestTwo(bytes) : [0, 0],
   };
 }
 
@@ -117,7 +117,9 @@ export function requiredLiteral(pattern: string): string | null {
       i = end;
     } else if (c === "." || c === "^" || c === "$" || c === ")" || c === "]") {
       i += 1;
-    } else if (c === "*" || c === "+" || c === "?" || (c === "{" && quantifierEnd(pattern, i) > 0)) {
+    } else if (
+      c === "*" || c === "+" || c === "?" || (c === "{" && quantifierEnd(pattern, i) > 0)
+    ) {
       return null; // a quantifier with nothing before it: let the regex engine judge
     } else {
       atom = c;
@@ -218,17 +220,13 @@ function quantifierEnd(p: string, i: number): number {
 // frequency, spaces and punctuation very common, upper case, digits and non-ASCII rare).
 const COMMON = " etaoinsrlcdhupmfgbyw.,;:()=\"'_-{}/\n\tvkxjqz";
 
-function rarestByte(bytes: Uint8Array): number {
-  let best = 0;
-  let bestScore = Infinity;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i];
-    const k = b < 128 ? COMMON.indexOf(String.fromCharCode(b)) : -1;
-    const score = k >= 0 ? COMMON.length - k + 10 : b >= 128 ? 0 : 5;
-    if (score < bestScore) {
-      bestScore = score;
-      best = i;
-    }
-  }
-  return best;
+function rarestTwo(bytes: Uint8Array): [number, number] {
+  const score = (b: number) => {
+    if (b >= 128) return 0;
+    const k = COMMON.indexOf(String.fromCharCode(b));
+    return k < 0 ? 5 : COMMON.length - k + 10;
+  };
+  const order = Array.from(bytes.keys()).sort((i, j) => score(bytes[i]) - score(bytes[j]) || i - j);
+  const [first, second = first] = order;
+  return first < second ? [first, second] : [second, first];
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { createPairFinder, type PairFinder } from "./byte_kernel.ts";
 import type { CompiledPattern } from "./pattern.ts";
 
 /** One matching line, before it is given its file's path. */
@@ -17,13 +18,16 @@ export interface LineMatch {
 export const BINARY_PROBE = 8192;
 /** Lines longer than this are cut to a window around the match. */
 export const MAX_TEXT = 300;
+/** A file with a line longer than this is not searched (a huge minified bundle, a dump). */
+export const MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 const NEWLINE = 10;
 const decoder = new TextDecoder();
 
 /** Reads and searches files one after the other, reusing one read buffer. */
 export class FileScanner {
-  #buf = new Uint8Array(256 * 1024);
+  #finder: PairFinder = createPairFinder();
+  #buf = this.#finder.buffer;
   #pattern: CompiledPattern;
 
   constructor(pattern: CompiledPattern) {
@@ -32,7 +36,8 @@ export class FileScanner {
 
   /**
    * Appends to `out` the matching lines of the file at `path`, at most `limit` of them.
-   * Returns false when the file was not searched (binary, or unreadable).
+   * Returns false when the file was not searched (binary, unreadable, or a line longer than
+   * MAX_LINE_BYTES); `out` may then hold some of its lines, to be dropped.
    */
   scanFile(path: string, limit: number, out: LineMatch[]): boolean {
     let file: Deno.FsFile;
@@ -63,7 +68,7 @@ export class FileScanner {
       const eof = n === null || n === 0;
       if (!eof) len += n;
       if (!probed && (eof || len >= BINARY_PROBE)) {
-        if (buf.subarray(0, Math.min(len, BINARY_PROBE)).indexOf(0) >= 0) return false;
+        if (this.#finder.find(buf, 0, Math.min(len, BINARY_PROBE), 0, 0, 0) >= 0) return false;
         probed = true;
       }
       if (eof) {
@@ -75,6 +80,7 @@ export class FileScanner {
       const cut = buf.lastIndexOf(NEWLINE, len - 1) + 1;
       if (cut === 0) {
         // One line longer than the buffer: grow it (for this file only).
+        if (buf.length >= MAX_LINE_BYTES) return false;
         const bigger = new Uint8Array(buf.length * 2);
         bigger.set(buf);
         buf = bigger;
@@ -99,7 +105,7 @@ export class FileScanner {
     const p = this.#pattern;
     if (limit <= 0) return;
     const block = buf.subarray(0, end);
-    if (p.required && indexOfBytes(block, p.required, p.rareIndex) < 0) return;
+    if (p.required && indexOfBytes(this.#finder, block, p.required, p.rare) < 0) return;
     const text = decoder.decode(block);
     if (p.perLine) searchLines(text, p, lineBase, limit, out);
     else searchText(text, p, lineBase, limit, out);
@@ -138,7 +144,11 @@ export function searchText(
     const lineStart = at > 0 ? text.lastIndexOf("\n", at - 1) + 1 : 0;
     let lineEnd = text.indexOf("\n", at);
     if (lineEnd < 0) lineEnd = text.length;
-    for (let i = text.indexOf("\n", counted); i >= 0 && i < lineStart; i = text.indexOf("\n", i + 1)) {
+    for (
+      let i = text.indexOf("\n", counted);
+      i >= 0 && i < lineStart;
+      i = text.indexOf("\n", i + 1)
+    ) {
       line++;
     }
     counted = lineStart;
@@ -193,24 +203,28 @@ function isLowSurrogate(code: number): boolean {
 }
 
 /**
- * Index of `needle` in `hay`, or -1. Looks for the needle's rarest byte with the native
- * `indexOf`, then compares the rest.
+ * Index of `needle` in `hay`, or -1: looks for the needle's two rarest bytes (at offsets
+ * `rare`) with the SIMD kernel, then compares the rest.
  */
-export function indexOfBytes(hay: Uint8Array, needle: Uint8Array, rareIndex: number): number {
-  const rare = needle[rareIndex];
-  const last = hay.length - needle.length + rareIndex; // last place the rare byte can be
+export function indexOfBytes(
+  finder: PairFinder,
+  hay: Uint8Array,
+  needle: Uint8Array,
+  rare: [number, number],
+): number {
+  const [o1, o2] = rare;
   const n = needle.length;
-  let i = rareIndex;
-  while (i <= last) {
-    i = hay.indexOf(rare, i);
-    if (i < 0 || i > last) return -1;
-    const s = i - rareIndex;
+  const a = needle[o1];
+  const b = needle[o2];
+  const to = hay.length - (n - 1 - o2); // the last candidate puts the needle's end at the end
+  for (let p = o1;; p++) {
+    p = finder.find(hay, p, to, a, b, o2 - o1);
+    if (p < 0) return -1;
+    const s = p - o1;
     let k = 0;
     while (k < n && hay[s + k] === needle[k]) k++;
     if (k === n) return s;
-    i++;
   }
-  return -1;
 }
 
 function countNewlines(bytes: Uint8Array): number {

@@ -29,27 +29,44 @@ export function isInside(path: string, root: string): boolean {
  * `root`. Folders that cannot be read are skipped; a refused Deno permission is thrown.
  */
 export function* walkFolder(abs: string, rel: string, root: string): Generator<WalkEntry> {
-  let names: Deno.DirEntry[];
-  try {
-    names = Array.from(Deno.readDirSync(abs));
-  } catch (err) {
-    if (err instanceof Deno.errors.NotCapable) throw err;
-    return;
-  }
-  names = names.filter((e) => e.name.charCodeAt(0) !== 46 && !SKIPPED.has(e.name));
-  names.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const base = abs.endsWith("/") || abs.endsWith(sep) ? abs : `${abs}/`;
-  for (const e of names) {
-    const childAbs = base + e.name;
-    const childRel = rel === "" ? e.name : `${rel}/${e.name}`;
-    if (e.isDirectory) {
-      yield* walkFolder(childAbs, childRel, root);
-    } else if (e.isFile) {
-      yield { abs: childAbs, rel: childRel };
-    } else if (e.isSymlink && isLinkedFileInside(childAbs, root)) {
-      yield { abs: childAbs, rel: childRel };
+  // Depth first with an explicit stack (no generator per folder): the next entry is on top.
+  const absOf: string[] = [abs];
+  const relOf: string[] = [rel];
+  const isDir: boolean[] = [true];
+  while (absOf.length) {
+    const a = absOf.pop()!;
+    const r = relOf.pop()!;
+    if (!isDir.pop()) {
+      yield { abs: a, rel: r };
+      continue;
+    }
+    const entries = listFolder(a, root);
+    const base = a.endsWith("/") || a.endsWith(sep) ? a : `${a}/`;
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const e = entries[i];
+      absOf.push(base + e.name);
+      relOf.push(r === "" ? e.name : `${r}/${e.name}`);
+      isDir.push(e.isDirectory);
     }
   }
+}
+
+/** The entries of a folder worth visiting, sorted by name (code-unit order). */
+function listFolder(abs: string, root: string): Deno.DirEntry[] {
+  const kept: Deno.DirEntry[] = [];
+  try {
+    for (const e of Deno.readDirSync(abs)) {
+      if (e.name.charCodeAt(0) === 46 || SKIPPED.has(e.name)) continue;
+      if (e.isDirectory || e.isFile) kept.push(e);
+      else if (e.isSymlink && isLinkedFileInside(`${abs}/${e.name}`, root)) {
+        kept.push({ ...e, isFile: true, isSymlink: true });
+      }
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotCapable) throw err;
+    return []; // unreadable, or removed meanwhile
+  }
+  return kept.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
 }
 
 /** A symlink is searched only when it leads to a regular file inside `root`. */

@@ -1,0 +1,331 @@
+/**
+ * The one-shot fallback when llama-server is not installed: every turn runs llama.cpp's
+ * completion program once (`llama-completion`, or a `llama-cli` from before build 7348) with
+ * the whole history flattened into one ChatML prompt, and streams its stdout as it arrives.
+ * The model loads for every turn, so this is slow; llama-server is preferred.
+ *
+ * @module
+ */
+import { basename, dirname } from "node:path";
+import { HarveyError } from "../errors.ts";
+import { LogRing } from "../runtime/log_ring.ts";
+import { findOnPath, isExecutable, launch, signalProcess } from "../runtime/spawn.ts";
+import { childEnv } from "../security/child_env.ts";
+import type { ChatOptions, ChatStats, LLMClient, Message } from "../types.ts";
+import { estimateTextTokens, estimateTokens } from "./tokens.ts";
+
+/** The first llama.cpp build whose `llama-cli` is an interactive chat only. */
+export const FIRST_CHAT_ONLY_BUILD = 7348;
+
+/** Longer prompts go through a temporary file (`-f`): one argument may hold at most 128 KiB. */
+const MAX_ARG_PROMPT = 100_000;
+
+/**
+ * The history as one prompt in the generic ChatML template, ending where the assistant's
+ * reply begins.
+ *
+ * @example
+ * ```ts
+ * chatmlPrompt([{ role: "user", content: "hi" }]);
+ * // "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+ * ```
+ */
+export function chatmlPrompt(messages: Message[]): string {
+  const turns = messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>\n`);
+  return `${turns.join("")}<|im_start|>assistant\n`;
+}
+
+/** What llama.cpp prints when the model ended its reply (its end-of-generation token). */
+export const END_OF_TEXT = " [end of text]";
+
+/** Text that ends a reply: the template's markers, and llama.cpp's end-of-text notice. */
+const STOP_MARKERS = ["<|im_end|>", "<|im_start|>", "<|endoftext|>", END_OF_TEXT];
+
+/**
+ * Passes text through until a stop marker appears; a piece that may be the start of a marker
+ * is held back until the next piece tells.
+ */
+export class StopFilter {
+  #pending = "";
+  #stoppedBy?: string;
+
+  /** True once a marker was seen: the rest of the output is dropped. */
+  get stopped(): boolean {
+    return this.#stoppedBy !== undefined;
+  }
+
+  /** The marker that ended the reply, once one did. */
+  get stoppedBy(): string | undefined {
+    return this.#stoppedBy;
+  }
+
+  /** Returns the text of `chunk` that is safe to show now. */
+  push(chunk: string): string {
+    if (this.stopped) return "";
+    const text = this.#pending + chunk;
+    let cut = -1;
+    for (const m of STOP_MARKERS) {
+      const i = text.indexOf(m);
+      if (i >= 0 && (cut < 0 || i < cut)) {
+        cut = i;
+        this.#stoppedBy = m;
+      }
+    }
+    if (cut >= 0) {
+      this.#pending = "";
+      return text.slice(0, cut);
+    }
+    let hold = 0;
+    for (const m of STOP_MARKERS) {
+      for (let n = Math.min(m.length - 1, text.length); n > hold; n--) {
+        if (text.endsWith(m.slice(0, n))) {
+          hold = n;
+          break;
+        }
+      }
+    }
+    this.#pending = text.slice(text.length - hold);
+    return text.slice(0, text.length - hold);
+  }
+
+  /** The text held back at the end of the output. */
+  flush(): string {
+    const rest = this.stopped ? "" : this.#pending;
+    this.#pending = "";
+    return rest;
+  }
+}
+
+/** Token counts and times llama.cpp prints at exit (`llama_perf_context_print`). */
+export interface LlamaPerf {
+  promptTokens?: number;
+  replyTokens?: number;
+  evalMs?: number;
+}
+
+/** Reads the `prompt eval time = … / N tokens` and `eval time = … / N runs` lines. */
+export function parseLlamaPerf(lines: string[]): LlamaPerf {
+  const perf: LlamaPerf = {};
+  for (const line of lines) {
+    const prompt = /prompt eval time\s*=\s*([\d.]+)\s*ms\s*\/\s*(\d+)\s*tokens/.exec(line);
+    if (prompt) {
+      perf.promptTokens = Number(prompt[2]);
+      continue;
+    }
+    const evalLine = /(?<!prompt )eval time\s*=\s*([\d.]+)\s*ms\s*\/\s*(\d+)\s*(runs|tokens)/
+      .exec(line);
+    if (evalLine) {
+      perf.evalMs = Number(evalLine[1]);
+      perf.replyTokens = Number(evalLine[2]);
+    }
+  }
+  return perf;
+}
+
+/** A one-shot program found on PATH. */
+export interface OneShotProgram {
+  path: string;
+  /** `llama-completion` or `llama-cli` */
+  name: string;
+}
+
+/**
+ * The one-shot completion program: `llama-completion` (beside `cliBin` or on PATH), else
+ * `cliBin` (default `llama-cli`) when it exists. Undefined when neither is found.
+ */
+export function findOneShot(cliBin: string, pathVar: string): OneShotProgram | undefined {
+  const cli = cliBin.includes("/")
+    ? (isExecutable(cliBin) ? cliBin : undefined)
+    : findOnPath(cliBin, pathVar);
+  const completion = (cli ? findOnPath("llama-completion", dirname(cli)) : undefined) ??
+    findOnPath("llama-completion", pathVar);
+  if (completion) return { path: completion, name: "llama-completion" };
+  return cli ? { path: cli, name: basename(cli) } : undefined;
+}
+
+/** The version line a program prints for `--version` (llama.cpp prints it on stderr). */
+export async function programVersion(
+  path: string,
+  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<string | undefined> {
+  try {
+    const out = await new Deno.Command(path, {
+      args: ["--version"],
+      env: opts.env,
+      clearEnv: opts.env !== undefined,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 5_000),
+    }).output();
+    const dec = new TextDecoder();
+    const text = `${dec.decode(out.stdout)}\n${dec.decode(out.stderr)}`;
+    const lines = text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+    // Some builds log their backends first: the line that says "version" is the one.
+    return lines.find((l) => /version/i.test(l)) ?? lines[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** The build number in llama.cpp's `version: 4589 (1a2b3c4)` line. */
+export function buildNumber(versionLine: string | undefined): number | undefined {
+  const m = /version:\s*(\d+)/.exec(versionLine ?? "");
+  return m ? Number(m[1]) : undefined;
+}
+
+/** How to run the one-shot program. */
+export interface LlamaCliOptions {
+  program: OneShotProgram;
+  modelPath: string;
+  /** The model's name, shown and used in `name`. */
+  model: string;
+  ctxSize: number;
+  gpuLayers?: number;
+  /** At most this many tokens per reply (`-n`); default 2048. */
+  maxTokens?: number;
+  /** Harvey's environment; the child gets the filtered allowlist of it. */
+  env: Record<string, string>;
+}
+
+/**
+ * The arguments of one run: `-m MODEL -c N -n N -no-cnv --no-display-prompt [-ngl N]` and the
+ * prompt as `-p TEXT` or `-f FILE`.
+ */
+export function llamaCliArgs(
+  opts: LlamaCliOptions,
+  prompt: { text: string } | { file: string },
+): string[] {
+  const args = [
+    "-m",
+    opts.modelPath,
+    "-c",
+    String(opts.ctxSize),
+    "-n",
+    String(opts.maxTokens ?? 2048),
+    "-no-cnv",
+    "--no-display-prompt",
+  ];
+  if (opts.gpuLayers !== undefined) args.push("-ngl", String(opts.gpuLayers));
+  if ("text" in prompt) args.push("-p", prompt.text);
+  else args.push("-f", prompt.file);
+  return args;
+}
+
+/** Runs llama.cpp's one-shot program once per turn. */
+export class LlamaCliClient implements LLMClient {
+  readonly name: string;
+  readonly model: string;
+  readonly #opts: LlamaCliOptions;
+  readonly #running = new Set<Deno.ChildProcess>();
+  readonly #setpriv?: string;
+
+  constructor(opts: LlamaCliOptions) {
+    this.#opts = opts;
+    this.model = opts.model;
+    this.name = `${opts.program.name}:${opts.model}`;
+    if (Deno.build.os === "linux") this.#setpriv = findOnPath("setpriv", opts.env.PATH ?? "");
+  }
+
+  /** Flattens the history, runs the program and streams its stdout token by token. */
+  async chat(messages: Message[], opts: ChatOptions): Promise<ChatStats> {
+    opts.signal?.throwIfAborted();
+    const started = performance.now();
+    const prompt = chatmlPrompt(messages);
+    let file: string | undefined;
+    if (new TextEncoder().encode(prompt).length > MAX_ARG_PROMPT) {
+      file = await Deno.makeTempFile({ prefix: "harvey_prompt_", suffix: ".txt" });
+      // llama.cpp drops one trailing newline of a prompt file.
+      await Deno.writeTextFile(file, `${prompt}\n`);
+    }
+    const args = llamaCliArgs(this.#opts, file ? { file } : { text: prompt });
+    let child: Deno.ChildProcess;
+    try {
+      child = launch(this.#opts.program.path, args, {
+        env: childEnv(this.#opts.env),
+        setpriv: this.#setpriv,
+      });
+    } catch (err) {
+      if (file) await Deno.remove(file).catch(() => {});
+      throw new HarveyError(
+        `Cannot run ${this.#opts.program.path}: ${
+          (err as Error).message
+        }; check the llama.cpp installation`,
+      );
+    }
+    this.#running.add(child);
+    const ring = new LogRing();
+    const stderr = ring.pump(child.stderr, "stderr");
+    const stop = () => signalProcess(child.pid, "SIGTERM");
+    opts.signal?.addEventListener("abort", stop, { once: true });
+    const filter = new StopFilter();
+    let reply = "";
+    const emit = (text: string) => {
+      if (!text) return;
+      reply += text;
+      opts.onToken(text);
+    };
+    try {
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          if (filter.stopped) continue;
+          emit(filter.push(value));
+          // The model ended its reply: llama.cpp prints its counts and exits by itself. A model
+          // that runs on past the template's end marker is stopped.
+          if (filter.stopped && filter.stoppedBy !== END_OF_TEXT) {
+            stop();
+            break;
+          }
+        }
+      } finally {
+        await reader.cancel().catch(() => {});
+      }
+      emit(filter.flush());
+      const status = await child.status;
+      await stderr;
+      opts.signal?.throwIfAborted();
+      if (!status.success && !filter.stopped) {
+        const tail = ring.tail(3, "stderr");
+        throw new HarveyError(
+          `${this.#opts.program.name} exited with ${
+            status.signal ? `signal ${status.signal}` : `status ${status.code}`
+          }${tail.length ? `: ${tail.join(" | ")}` : ""}`,
+        );
+      }
+    } finally {
+      opts.signal?.removeEventListener("abort", stop);
+      this.#running.delete(child);
+      if (file) await Deno.remove(file).catch(() => {});
+    }
+    const perf = parseLlamaPerf(ring.lines());
+    const elapsedMs = performance.now() - started;
+    const replyTokens = perf.replyTokens ?? estimateTextTokens(reply);
+    const genMs = perf.evalMs ?? elapsedMs;
+    return {
+      promptTokens: perf.promptTokens ?? estimateTokens(messages),
+      replyTokens,
+      elapsedMs,
+      tokensPerSec: genMs > 0 ? replyTokens / (genMs / 1000) : 0,
+    };
+  }
+
+  /** The one model this client runs. */
+  models(): Promise<string[]> {
+    return Promise.resolve([this.model]);
+  }
+
+  /** The context size every run is given (`-c`). */
+  contextWindow(): Promise<number | undefined> {
+    return Promise.resolve(this.#opts.ctxSize);
+  }
+
+  /** Stops a run still going. */
+  async close(): Promise<void> {
+    const running = [...this.#running];
+    for (const child of running) signalProcess(child.pid, "SIGTERM");
+    await Promise.all(running.map((c) => c.status.catch(() => {})));
+  }
+}
