@@ -2,8 +2,9 @@
  * `harvey pull` against curl: a 1 GiB file from the fake Hugging Face on loopback (hub
  * redirect, then the cdn), pulled by Harvey in a child `deno run` process (sha256 computed and
  * verified, fsync, rename) and by `curl -s -L -o FILE URL`, alternately, best of three each.
- * Also Harvey's peak memory (the child's VmHWM) and how fast the fixture serves (curl to
- * /dev/null), to show the fixture is not the bottleneck.
+ * Also Harvey's peak memory (the child's VmHWM), how fast the fixture serves (curl to
+ * /dev/null, to show the fixture is not the bottleneck), and the runtime's own floor: a bare
+ * Deno `fetch` into a file with no hashing, fsync or resumability, in a child the same way.
  *
  * Run alone: `deno run --allow-all --no-prompt bench/pull_bench.ts`.
  *
@@ -39,6 +40,7 @@ export async function run(): Promise<BenchResult[]> {
     const serveMs = await timeCurl(url, "/dev/null");
     let curlBest = Infinity;
     let harveyBest = Infinity;
+    let rawBest = Infinity;
     let peakKb = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const curlFile = join(dir, `curl-${FILE}`);
@@ -54,6 +56,11 @@ export async function run(): Promise<BenchResult[]> {
       harveyBest = Math.min(harveyBest, report.ms);
       peakKb = Math.max(peakKb, report.vmHwmKb);
       await Deno.remove(join(dir, FILE));
+
+      const raw = await pullInChild(fake.url, dir, "--raw");
+      if (raw.bytes !== SIZE) throw new Error(`The bare fetch got ${raw.bytes} bytes`);
+      rawBest = Math.min(rawBest, raw.ms);
+      await Deno.remove(join(dir, `raw-${FILE}`));
     }
     const rate = (ms: number) => SIZE / MIB / (ms / 1000);
     const ratio = rate(harveyBest) / rate(curlBest);
@@ -74,6 +81,13 @@ export async function run(): Promise<BenchResult[]> {
         unit: "MB",
         target: "≤ 100 MB",
         pass: peakMb <= 100,
+      },
+      {
+        name: "bare Deno fetch into a file, no hash (runtime floor, vs curl)",
+        value: round1(rate(rawBest)),
+        unit: "MiB/s",
+        baseline: round1(rate(curlBest)),
+        ratio: Math.round((rate(rawBest) / rate(curlBest)) * 100) / 100,
       },
       {
         name: "fake hub + cdn serving 1 GiB (curl to /dev/null)",
@@ -107,14 +121,18 @@ async function timeCurl(url: string, out: string): Promise<number> {
   return ms;
 }
 
-async function pullInChild(endpoint: string, dir: string): Promise<ChildReport> {
+async function pullInChild(
+  endpoint: string,
+  dir: string,
+  mode = "--child",
+): Promise<ChildReport> {
   const r = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--allow-all",
       "--no-prompt",
       import.meta.filename ?? "",
-      "--child",
+      mode,
       endpoint,
       dir,
     ],
@@ -145,8 +163,40 @@ async function child(endpoint: string, dir: string): Promise<void> {
   console.log(JSON.stringify(report));
 }
 
+/** The floor: fetch (redirect followed) into a file, with the same buffers, nothing else. */
+async function rawChild(endpoint: string, dir: string): Promise<void> {
+  const start = performance.now();
+  const res = await fetch(`${endpoint}/${REPO}/resolve/main/${FILE}`, {
+    headers: { "accept-encoding": "identity" },
+  });
+  if (!res.body) throw new Error(`No body: HTTP ${res.status}`);
+  using file = await Deno.open(join(dir, `raw-${FILE}`), { write: true, createNew: true });
+  const reader = res.body.getReader({ mode: "byob" });
+  const buffers = [new ArrayBuffer(MIB), new ArrayBuffer(MIB)];
+  let which = 0;
+  let bytes = 0;
+  let pending: Promise<void> = Promise.resolve();
+  for (;;) {
+    const r = await reader.read(new Uint8Array(buffers[which]));
+    await pending;
+    if (r.done) break;
+    const view = r.value;
+    bytes += view.byteLength;
+    pending = (async () => {
+      let done = 0;
+      while (done < view.byteLength) done += await file.write(view.subarray(done));
+    })();
+    buffers[which] = view.buffer as ArrayBuffer;
+    which ^= 1;
+  }
+  const ms = performance.now() - start;
+  console.log(JSON.stringify({ ms, bytes, sha256: "", verified: false, vmHwmKb: 0 }));
+}
+
 if (import.meta.main) {
-  if (Deno.args[0] === "--child") {
+  if (Deno.args[0] === "--raw") {
+    await rawChild(Deno.args[1], Deno.args[2]);
+  } else if (Deno.args[0] === "--child") {
     await child(Deno.args[1], Deno.args[2]);
   } else {
     const results = await run();

@@ -14,6 +14,7 @@ const FILES: FakeHfOptions["files"] = [
   { repo: REPO, path: FILE, size: SIZE },
   { repo: REPO, path: "quants/tiny-Q8_0.gguf", size: 1_500_000 },
   { repo: REPO, path: "config.json", size: 1000, lfs: false },
+  { repo: REPO, path: "big-F16.gguf", size: 130 * 2 ** 20 + 3 },
 ];
 
 interface Env {
@@ -208,6 +209,17 @@ Deno.test("a part without its sidecar is not trusted", async () => {
   });
 });
 
+Deno.test("a large file, flushed to disk while it streams, resumes intact", async () => {
+  await withFake({}, async (env) => {
+    env.fake.behaviour.dropAt = 100 * 2 ** 20 + 17;
+    const r = await env.pull({ file: "big-F16.gguf", retries: 1 });
+    assert.ok(r.resumedFrom > 64 * 2 ** 20);
+    assert.equal(r.sha256, await env.fake.sha256(REPO, "big-F16.gguf"));
+    assert.equal(r.verified, true);
+    await assertInstalled(env, "big-F16.gguf");
+  });
+});
+
 Deno.test("a weak X-Linked-Etag still verifies the download", async () => {
   await withFake({}, async (env) => {
     env.fake.behaviour.weakEtag = true;
@@ -365,12 +377,13 @@ await pullFile(${
 
 Deno.test("a second pull of the same file while one runs is refused", async () => {
   await withFake({}, async (env) => {
-    env.fake.behaviour.stallAt = 1_000_000;
+    env.fake.behaviour.stallAt = 0; // nothing arrives: the running pull's part stays empty
     const ctrl = new AbortController();
     const stalled = env.fake.stalled();
     const first = env.pull({ signal: ctrl.signal });
     await stalled;
     await assert.rejects(env.pull(), /Another pull is already downloading/);
+    assert.ok(await exists(join(env.dir, `${FILE}.part`)), "the running pull's part stays");
     ctrl.abort();
     await assert.rejects(first, { name: "PullInterrupted" });
   });

@@ -243,8 +243,10 @@ async function withPartFile(job: Job): Promise<PullResult> {
   } catch (err) {
     throw fsError(err, "write", job.part);
   }
+  let locked = false;
   try {
-    if (!(await file.tryLock(true))) {
+    locked = await file.tryLock(true);
+    if (!locked) {
       throw new HarveyError(
         `Another pull is already downloading ${job.dest} (${job.part} is locked): wait for it ` +
           `to finish`,
@@ -252,7 +254,7 @@ async function withPartFile(job: Job): Promise<PullResult> {
     }
     return await withRetries(job, () => transfer(job, file));
   } catch (err) {
-    await dropEmptyPart(job, file);
+    if (locked) await dropEmptyPart(job, file);
     throw err;
   } finally {
     file.close();
