@@ -15,9 +15,12 @@
  * - regex without a literal to prefilter on, `\d{4}[xyz]`: every file is decoded;
  * - common regex `return \w+`, capped at 100 matches: Harvey stops at the cap; `rg` output is
  *   read until its 101st line and the pipe is then closed (what `rg … | head -101` does);
- * - common regex `return \w+` with no cap: every match of the tree (~300,000 lines).
+ * - common regex `return \w+` with no cap: every match of the tree (~258,000 lines).
  *
- * For the rare patterns the two tools' matches (path and line) are compared and must agree.
+ * `rg` runs as `rg -n [--max-count 101] PATTERN DIR` with its default threads (all cores);
+ * Harvey's search runs on one thread (a Worker pool was measured on the 2-core machine and
+ * gained nothing: the file-system calls dominate and a worker costs ~20 ms to start). For the
+ * rare patterns the two tools' matches (path and line) are compared and must agree.
  *
  * Run alone: `deno run --allow-all --no-prompt bench/search_bench.ts`
  *
@@ -28,7 +31,7 @@ import type { BenchResult } from "./result.ts";
 import { printResults } from "./run_all.ts";
 import { searchFiles } from "../src/search/mod.ts";
 
-const RG = "/usr/bin/rg";
+const RG_PATHS = ["/usr/bin/rg", "rg"];
 const RUNS = 5;
 const TARGET_RATIO = 3;
 const CAP = 100;
@@ -126,8 +129,8 @@ export function generateTree(dir: string): Tree {
 }
 
 /** Runs rg and reads its output; with `limit`, closes the pipe after that many lines. */
-async function runRg(args: string[], limit = Infinity): Promise<string[]> {
-  const child = new Deno.Command(RG, { args, stdout: "piped", stderr: "null" }).spawn();
+async function runRg(rg: string, args: string[], limit = Infinity): Promise<string[]> {
+  const child = new Deno.Command(rg, { args, stdout: "piped", stderr: "null" }).spawn();
   const decoder = new TextDecoder();
   const lines: string[] = [];
   let rest = "";
@@ -141,12 +144,17 @@ async function runRg(args: string[], limit = Infinity): Promise<string[]> {
   return lines.slice(0, limit);
 }
 
-async function hasRg(): Promise<boolean> {
-  try {
-    return (await new Deno.Command(RG, { args: ["--version"], stdout: "null" }).output()).success;
-  } catch {
-    return false;
+/** The ripgrep executable to use, or null when there is none. */
+async function findRg(): Promise<string | null> {
+  for (const rg of RG_PATHS) {
+    try {
+      const out = await new Deno.Command(rg, { args: ["--version"], stdout: "null" }).output();
+      if (out.success) return rg;
+    } catch {
+      // not there: try the next
+    }
   }
+  return null;
 }
 
 function median(xs: number[]): number {
@@ -194,10 +202,10 @@ export async function run(): Promise<BenchResult[]> {
           ((performance.now() - t0) / 1000).toFixed(1)
         } s`,
     );
-    const rg = await hasRg();
+    const rg = await findRg();
     if (!rg) {
       console.error(
-        `search bench: ripgrep not found at ${RG}; install it with \`apt-get install ripgrep\` ` +
+        "search bench: ripgrep (rg) not found; install it with `apt-get install ripgrep` " +
           "to compare. Harvey's times are reported without a baseline.",
       );
     }
@@ -209,10 +217,10 @@ export async function run(): Promise<BenchResult[]> {
   }
 }
 
-async function measure(c: Case, dir: string, rg: boolean): Promise<BenchResult> {
+async function measure(c: Case, dir: string, rg: string | null): Promise<BenchResult> {
   const harvey = () => searchFiles(c.pattern, { root: dir, maxMatches: c.cap });
   const rgArgs = ["-n", ...(c.cap < 1e6 ? ["--max-count", String(c.cap + 1)] : []), c.pattern, dir];
-  const ripgrep = () => runRg(rgArgs, c.cap + 1);
+  const ripgrep = () => runRg(rg!, rgArgs, c.cap + 1);
   // Warm-up (page cache, JIT), and the check that both tools find the same lines.
   const first = await harvey();
   if (rg) {
@@ -248,6 +256,7 @@ async function measure(c: Case, dir: string, rg: boolean): Promise<BenchResult> 
       } ms${rg ? `; rg ${theirs.map(round).join(" ")} ms` : ""}`,
   );
   const result: BenchResult = { name: `search ${c.name}`, value, unit: "ms" };
+  if (c.typical) result.target = `≤ ${TARGET_RATIO}× ripgrep`;
   if (!rg) return result;
   const baseline = round(median(theirs));
   const ratio = Math.round((median(ours) / median(theirs)) * 100) / 100;
@@ -255,7 +264,7 @@ async function measure(c: Case, dir: string, rg: boolean): Promise<BenchResult> 
     ...result,
     baseline,
     ratio,
-    ...(c.typical ? { target: `≤ ${TARGET_RATIO}× ripgrep`, pass: ratio <= TARGET_RATIO } : {}),
+    ...(c.typical ? { pass: ratio <= TARGET_RATIO } : {}),
   };
 }
 

@@ -262,6 +262,8 @@ Deno.test("searchFiles finds what a line-by-line RegExp test finds, for tricky p
     "\\$\\d\\.\\d+",
     "\\(approx\\)",
     "😀",
+    "✓ 😀?",
+    "✓ 😀+ t",
     "ünï",
     "c.d.",
     "file\\.ts$",

@@ -8,7 +8,7 @@ import { isAbsolute, relative, resolve as resolvePath, sep } from "node:path";
 import { setImmediate } from "node:timers";
 import { HarveyError } from "../errors.ts";
 import { compilePattern } from "./pattern.ts";
-import { FileScanner, type LineMatch } from "./scan.ts";
+import { FileScanner } from "./scan.ts";
 import { isInside, type WalkEntry, walkFolder } from "./walk.ts";
 
 /** One matching line. */
@@ -83,7 +83,6 @@ export async function searchFiles(pattern: string, opts: SearchOptions): Promise
 
   const scanner = new FileScanner(compiled);
   const matches: SearchMatch[] = [];
-  const found: LineMatch[] = [];
   let filesSearched = 0;
   let truncated = false;
   let sliceEnd = performance.now() + SLICE_MS;
@@ -94,11 +93,13 @@ export async function searchFiles(pattern: string, opts: SearchOptions): Promise
       sliceEnd = performance.now() + SLICE_MS;
     }
     opts.signal?.throwIfAborted();
-    found.length = 0;
+    const before = matches.length;
     // One match more than the cap tells whether the result is truncated.
-    if (!scanner.scanFile(file.abs, max + 1 - matches.length, found)) continue;
+    if (!scanner.scanFile(file.abs, file.rel, max + 1 - before, matches)) {
+      matches.length = before;
+      continue;
+    }
     filesSearched++;
-    for (const m of found) matches.push({ path: file.rel, line: m.line, text: m.text });
     if (matches.length > max) {
       matches.length = max;
       truncated = true;

@@ -21,7 +21,9 @@ export interface CompiledPattern {
    * block of text, so such patterns are tested line by line instead.
    */
   perLine: boolean;
-  /** UTF-8 bytes every match contains (a prefilter on raw file bytes), or null. */
+  /** Text every match contains (the longest literal run of the pattern), or null. */
+  requiredText: string | null;
+  /** The same as UTF-8 bytes: a prefilter on raw file bytes. */
   required: Uint8Array | null;
   /** Indexes in `required` of its two rarest bytes, in order (equal for a single byte). */
   rare: [number, number];
@@ -44,7 +46,8 @@ export function compilePattern(pattern: string): CompiledPattern {
   const flags = compileFlags(pattern);
   const literal = META.test(pattern) || pattern === "" ? null : pattern;
   const required = literal ?? requiredLiteral(pattern);
-  const bytes = required && !required.includes("\uFFFD")
+  // A lone surrogate or U+FFFD would not be found in raw bytes as TextEncoder writes it.
+  const bytes = required && required.isWellFormed() && !required.includes("\uFFFD")
     ? new TextEncoder().encode(required)
     : null;
   return {
@@ -53,6 +56,7 @@ export function compilePattern(pattern: string): CompiledPattern {
     scan: new RegExp(pattern, `g${flags}`),
     line: new RegExp(pattern, flags),
     perLine: /\(\?<?[=!]/.test(pattern),
+    requiredText: bytes && bytes.length > 0 ? required : null,
     required: bytes && bytes.length > 0 ? bytes : null,
     rare: bytes ? rarestTwo(bytes) : [0, 0],
   };
@@ -122,8 +126,10 @@ export function requiredLiteral(pattern: string): string | null {
     ) {
       return null; // a quantifier with nothing before it: let the regex engine judge
     } else {
-      atom = c;
-      i += 1;
+      // A character; a surrogate pair is one character (and one atom under a quantifier).
+      const pair = isHighSurrogate(c.charCodeAt(0)) && isLowSurrogate(pattern.charCodeAt(i + 1));
+      atom = pair ? pattern.slice(i, i + 2) : c;
+      i += atom.length;
     }
     // A quantifier applies to the atom just read.
     const q = pattern[i];
@@ -159,6 +165,14 @@ export function requiredLiteral(pattern: string): string | null {
   let best: string | null = null;
   for (const r of runs) if (best === null || r.length > best.length) best = r;
   return best;
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
 }
 
 /** Index just past an escape that starts with `\` + a letter or digit, or -1. */

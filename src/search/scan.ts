@@ -6,13 +6,8 @@
  * @module
  */
 import { createPairFinder, type PairFinder } from "./byte_kernel.ts";
+import type { SearchMatch } from "./mod.ts";
 import type { CompiledPattern } from "./pattern.ts";
-
-/** One matching line, before it is given its file's path. */
-export interface LineMatch {
-  line: number;
-  text: string;
-}
 
 /** A file is binary when one of its first 8 KB is a NUL byte. */
 export const BINARY_PROBE = 8192;
@@ -35,11 +30,11 @@ export class FileScanner {
   }
 
   /**
-   * Appends to `out` the matching lines of the file at `path`, at most `limit` of them.
-   * Returns false when the file was not searched (binary, unreadable, or a line longer than
-   * MAX_LINE_BYTES); `out` may then hold some of its lines, to be dropped.
+   * Appends to `out` the matching lines of the file at `path` (shown as `rel`), at most
+   * `limit` of them. Returns false when the file was not searched (binary, unreadable, or a
+   * line longer than MAX_LINE_BYTES); `out` may then hold some of its lines, to be dropped.
    */
-  scanFile(path: string, limit: number, out: LineMatch[]): boolean {
+  scanFile(path: string, rel: string, limit: number, out: SearchMatch[]): boolean {
     let file: Deno.FsFile;
     try {
       file = Deno.openSync(path);
@@ -48,7 +43,7 @@ export class FileScanner {
       return false; // vanished or unreadable: skipped, as grep tools do
     }
     try {
-      return this.#scanOpen(file, limit, out);
+      return this.#scanOpen(file, rel, limit, out);
     } catch (err) {
       if (err instanceof Deno.errors.NotCapable) throw err;
       return false;
@@ -57,7 +52,7 @@ export class FileScanner {
     }
   }
 
-  #scanOpen(file: Deno.FsFile, limit: number, out: LineMatch[]): boolean {
+  #scanOpen(file: Deno.FsFile, rel: string, limit: number, out: SearchMatch[]): boolean {
     let buf = this.#buf;
     let len = 0; // bytes held in buf
     let lineBase = 1; // line number of buf[0]
@@ -72,7 +67,7 @@ export class FileScanner {
         probed = true;
       }
       if (eof) {
-        if (len > 0) this.#searchBlock(buf, len, lineBase, limit - (out.length - start), out);
+        if (len > 0) this.#searchBlock(buf, len, rel, lineBase, limit - (out.length - start), out);
         return true;
       }
       if (len < buf.length) continue;
@@ -86,7 +81,7 @@ export class FileScanner {
         buf = bigger;
         continue;
       }
-      this.#searchBlock(buf, cut, lineBase, limit - (out.length - start), out);
+      this.#searchBlock(buf, cut, rel, lineBase, limit - (out.length - start), out);
       if (out.length - start >= limit) return true;
       lineBase += countNewlines(buf.subarray(0, cut));
       buf.copyWithin(0, cut, len);
@@ -98,18 +93,29 @@ export class FileScanner {
   #searchBlock(
     buf: Uint8Array,
     end: number,
+    rel: string,
     lineBase: number,
     limit: number,
-    out: LineMatch[],
+    out: SearchMatch[],
   ): void {
     const p = this.#pattern;
     if (limit <= 0) return;
     const block = buf.subarray(0, end);
     if (p.required && indexOfBytes(this.#finder, block, p.required, p.rare) < 0) return;
     const text = decoder.decode(block);
-    if (p.perLine) searchLines(text, p, lineBase, limit, out);
-    else searchText(text, p, lineBase, limit, out);
+    if (p.perLine) searchLines(text, p, { path: rel, lineBase, limit }, out);
+    else searchText(text, p, { path: rel, lineBase, limit }, out);
   }
+}
+
+/** Where a block of text comes from, and how many matches it may still add. */
+export interface BlockInfo {
+  /** The file's path, as shown. */
+  path: string;
+  /** Line number of the block's first line. */
+  lineBase: number;
+  /** At most this many matches are added. */
+  limit: number;
 }
 
 /**
@@ -120,24 +126,34 @@ export class FileScanner {
 export function searchText(
   text: string,
   p: CompiledPattern,
-  lineBase: number,
-  limit: number,
-  out: LineMatch[],
+  block: BlockInfo,
+  out: SearchMatch[],
 ): void {
   let from = 0; // where the next search starts: always the start of a line
   let counted = 0; // position up to which newlines have been counted
-  let line = lineBase;
+  let line = block.lineBase;
   const lit = p.literal;
+  const req = p.requiredText;
   const scan = p.scan;
   let found = 0;
-  while (from < text.length && found < limit) {
+  while (from < text.length && found < block.limit) {
     let at: number;
+    let end: number;
     if (lit !== null) {
       at = text.indexOf(lit, from);
+      end = at + lit.length;
     } else {
+      if (req !== null) {
+        // Only a line holding the required text can match: start at the next such line
+        // (String indexOf is several times faster than the regex engine's own scan).
+        const k = text.indexOf(req, from);
+        if (k < 0) return;
+        from = Math.max(from, k > 0 ? text.lastIndexOf("\n", k - 1) + 1 : 0);
+      }
       scan.lastIndex = from;
       const m = scan.exec(text);
       at = m ? m.index : -1;
+      end = m ? at + m[0].length : -1;
     }
     // No match, or only an empty "line" after the final newline.
     if (at < 0 || (at === text.length && text.charCodeAt(at - 1) === 10)) return;
@@ -153,9 +169,11 @@ export function searchText(
     }
     counted = lineStart;
     const lineText = text.slice(lineStart, lineEnd);
-    const col = lit !== null ? at - lineStart : matchColumn(lineText, p);
+    // A match inside the line is the line's first match; one that runs past the line's end
+    // says nothing about the line alone, which is then tested on its own.
+    const col = end <= lineEnd ? at - lineStart : matchColumn(lineText, p);
     if (col >= 0) {
-      out.push({ line, text: clip(lineText, col) });
+      out.push({ path: block.path, line, text: clip(lineText, col) });
       found++;
     }
     from = lineEnd + 1;
@@ -166,17 +184,16 @@ export function searchText(
 export function searchLines(
   text: string,
   p: CompiledPattern,
-  lineBase: number,
-  limit: number,
-  out: LineMatch[],
+  block: BlockInfo,
+  out: SearchMatch[],
 ): void {
   const lines = text.split("\n");
   if (lines.length > 1 && lines[lines.length - 1] === "") lines.pop();
   let found = 0;
-  for (let i = 0; i < lines.length && found < limit; i++) {
+  for (let i = 0; i < lines.length && found < block.limit; i++) {
     const col = matchColumn(lines[i], p);
     if (col >= 0) {
-      out.push({ line: lineBase + i, text: clip(lines[i], col) });
+      out.push({ path: block.path, line: block.lineBase + i, text: clip(lines[i], col) });
       found++;
     }
   }
