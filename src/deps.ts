@@ -3,7 +3,7 @@
  * from here so that a run straight from a URL (which ignores `deno.json`) resolves the
  * same versions.
  *
- * Heavy packages (`openai`, `@inquirer/prompts`) are loaded lazily through the functions
+ * Heavy packages (`yaml`, `openai`, `@inquirer/prompts`) are loaded lazily through the functions
  * below so that start-up does not pay for them.
  *
  * @module
@@ -21,6 +21,11 @@ export {
 } from "npm:yaml@2.9.1";
 export type { Node as YamlNode, Pair as YamlPair } from "npm:yaml@2.9.1";
 export { Command, CommanderError, Option } from "npm:@commander-js/extra-typings@15.1.0";
+
+/** The `yaml` module, loaded when there is a `harvey.yaml` to read or write. */
+export function loadYaml(): Promise<typeof import("npm:yaml@2.9.1")> {
+  return import("npm:yaml@2.9.1");
+}
 
 /** The `openai` module, loaded on first use. */
 export function loadOpenAI(): Promise<typeof import("npm:openai@7.55.0")> {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseDocument } from "../src/deps.ts";
+import { parseDocument } from "npm:yaml@2.9.1";
 import { type FakeOllama, startFakeOllama } from "./fixtures/fake_ollama.ts";
 import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { testSession } from "./helpers.ts";

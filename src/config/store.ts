@@ -5,7 +5,7 @@
  * @module
  */
 import { relative } from "node:path";
-import { Document, isScalar, parseDocument } from "../deps.ts";
+import { type Document, loadYaml } from "../deps.ts";
 import { HarveyError } from "../errors.ts";
 import { atomicWrite } from "../util/atomic_write.ts";
 import { type HarveyConfig, parseConfig } from "./schema.ts";
@@ -43,7 +43,14 @@ export class ConfigStore {
   ): Promise<[ConfigStore, LoadReport]> {
     const display = opts.root ? relative(opts.root, path) : path;
     const text = await readOrEmpty(path);
-    const { doc, error } = parse(text, display);
+    if (!text.trim()) {
+      // Nothing to parse: the defaults, without loading the YAML package at start-up.
+      return [new ConfigStore(path, display, parseConfig({}).config, false), {
+        warnings: [],
+        broken: false,
+      }];
+    }
+    const { doc, error } = await parse(text, display);
     if (error) {
       const store = new ConfigStore(path, display, parseConfig({}).config, true);
       return [store, { warnings: [error], broken: true }];
@@ -80,10 +87,11 @@ export class ConfigStore {
         `${this.displayPath} could not be parsed when Harvey started; fix it and restart, Harvey will not overwrite it`,
       );
     }
-    const { doc, error } = parse(await readOrEmpty(this.path), this.displayPath);
+    const { doc, error } = await parse(await readOrEmpty(this.path), this.displayPath);
     if (error) {
       throw new HarveyError(`${error}; fix the file, Harvey will not overwrite it`);
     }
+    const yaml = await loadYaml();
     const before = new Set(parseConfig(doc.toJS()).errors);
     if (doc.contents === null) doc.contents = doc.createNode({});
     for (const [keyPath, value] of changes) {
@@ -91,8 +99,9 @@ export class ConfigStore {
       else {
         // Changing a scalar in place keeps the comment that follows it on the line.
         const node = doc.getIn(keyPath, true);
-        if (isScalar(node) && (value === null || typeof value !== "object")) node.value = value;
-        else doc.setIn(keyPath, doc.createNode(value));
+        if (yaml.isScalar(node) && (value === null || typeof value !== "object")) {
+          node.value = value;
+        } else doc.setIn(keyPath, doc.createNode(value));
       }
     }
     const parsed = parseConfig(doc.toJS());
@@ -113,7 +122,8 @@ async function readOrEmpty(path: string): Promise<string> {
   }
 }
 
-function parse(text: string, display: string): { doc: Document; error?: string } {
+async function parse(text: string, display: string): Promise<{ doc: Document; error?: string }> {
+  const { parseDocument } = await loadYaml();
   const doc = parseDocument(text, { prettyErrors: true, keepSourceTokens: false });
   const first = doc.errors[0];
   if (!first) return { doc };
