@@ -359,8 +359,11 @@ export class Supervisor {
 
   async #waitReady(server: Server, spec: ServerSpec, signal?: AbortSignal): Promise<void> {
     const child = server.child!;
-    const deadline = Date.now() + this.#startupTimeoutMs;
-    let delay = 25;
+    const started = Date.now();
+    const deadline = started + this.#startupTimeoutMs;
+    // Small models are ready within a second: poll often then, so readiness is noticed within
+    // ~10 ms; after that back off, since a large model takes seconds to minutes.
+    let delay = 10;
     for (;;) {
       const status = server.exit;
       if (status) {
@@ -399,7 +402,7 @@ export class Supervisor {
         break;
       }
       await pause(Math.min(delay, Math.max(0, deadline - Date.now())), child.status, signal);
-      delay = Math.min(delay * 1.5, 1_000);
+      if (Date.now() - started > 1_000) delay = Math.min(delay * 1.5, 1_000);
     }
     server.nCtx = await readContextSize(server.url);
     await writeRecord(this.#stateDir, recordOf(server));
