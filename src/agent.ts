@@ -50,7 +50,7 @@ export class Agent {
   /** Where `/model` and start-up look for models. */
   sources: ModelSource[] = [];
   /** Rewrites a prompt before it is sent (RAG retrieval), when set. */
-  augmentPrompt?: (prompt: string, err: Output) => Promise<string>;
+  augmentPrompt?: (prompt: string, err: Output, signal?: AbortSignal) => Promise<string>;
   /**
    * Measures a request before it is sent and throws when it cannot fit the context window;
    * returns the tokens used and the window, when known.

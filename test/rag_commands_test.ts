@@ -252,3 +252,55 @@ Deno.test("/rag: an OpenAI-compatible backend embeds at its URL; a failing embed
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("/rag: Ctrl-C during a hung retrieval stops the turn before anything is sent", async () => {
+  const serving = await startFakeOpenAI({ embedDims: 512 });
+  const root = await Deno.makeTempDir({ prefix: "harvey-rag-" });
+  // A server whose embeddings endpoint never answers; everything else is the fake's.
+  const hung = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const url = new URL(req.url);
+    if (url.pathname === "/v1/embeddings") {
+      await new Promise((resolve) => req.signal.addEventListener("abort", resolve));
+      return new Response(null, { status: 499 });
+    }
+    return fetch(`${serving.url}${url.pathname}`, {
+      method: req.method,
+      headers: req.headers,
+      body: req.body,
+    });
+  });
+  try {
+    const first = await testSession({
+      root,
+      files: FILES,
+      flags: { llamafileUrl: serving.url },
+      selectBackend: true,
+    });
+    assert.equal(await first.run("/rag new docs embed-model\n/rag ingest docs\n/rag on"), 0);
+    await first.close();
+    const s = await testSession({
+      root,
+      flags: { llamafileUrl: `http://127.0.0.1:${hung.addr.port}` },
+      selectBackend: true,
+    });
+    try {
+      const before = serving.requests.filter((r) => r.path === "/v1/chat/completions").length;
+      const historyBefore = s.agent.history.length;
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 300);
+      assert.equal(await s.run("What about WAL?", { signal: controller.signal }), 0);
+      assert.match(s.err.text, /Interrupted before the prompt was sent/);
+      assert.equal(
+        serving.requests.filter((r) => r.path === "/v1/chat/completions").length,
+        before,
+      );
+      assert.equal(s.agent.history.length, historyBefore);
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await hung.shutdown();
+    await serving.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});

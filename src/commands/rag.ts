@@ -118,8 +118,10 @@ function closeStore(agent: Agent): void {
  * Any failure (embedding server down, model mismatch) is one line on `err` and the prompt
  * goes out unchanged.
  */
-export function ragAugmentHook(agent: Agent): (prompt: string, err: Output) => Promise<string> {
-  return async (prompt, err) => {
+export function ragAugmentHook(
+  agent: Agent,
+): (prompt: string, err: Output, signal?: AbortSignal) => Promise<string> {
+  return async (prompt, err, signal) => {
     const rag = agent.config.config.rag;
     if (!rag.enabled || !rag.active) return prompt;
     const dim = (text: string) =>
@@ -128,17 +130,32 @@ export function ragAugmentHook(agent: Agent): (prompt: string, err: Output) => P
       const store = await openActiveStore(agent);
       const entry = needActive(agent);
       const { embedder } = embedderFor(agent, resolveEmbeddingModel(entry, generationModel(agent)));
-      const chunks = await store.query(prompt, embedder, { k: TOP_K, minScore: DEFAULT_MIN_SCORE });
+      // A hung embedding server must not hold the turn: give it a bounded time, and let
+      // Ctrl-C through.
+      const limit = AbortSignal.timeout(RETRIEVAL_TIMEOUT_MS);
+      const chunks = await store.query(prompt, embedder, {
+        k: TOP_K,
+        minScore: DEFAULT_MIN_SCORE,
+        signal: signal ? AbortSignal.any([signal, limit]) : limit,
+      });
       if (chunks.length === 0) return prompt;
       dim(`RAG: ${plural(chunks.length, "chunk")} from store ${store.name} added to the prompt`);
       return formatRagContext(prompt, chunks);
     } catch (e) {
-      const why = e instanceof Error ? e.message.split("\n", 1)[0] : String(e);
+      if (signal?.aborted) throw e;
+      const why = e instanceof Error && e.name === "TimeoutError"
+        ? `the embedding server did not answer within ${RETRIEVAL_TIMEOUT_MS / 1000} s`
+        : e instanceof Error
+        ? e.message.split("\n", 1)[0]
+        : String(e);
       err.write(`⚠ RAG retrieval skipped, the prompt goes without context: ${why}\n`);
       return prompt;
     }
   };
 }
+
+/** How long retrieval may take before the prompt goes without context. */
+export const RETRIEVAL_TIMEOUT_MS = 30_000;
 
 /** `/rag …` */
 export const ragCommand: CommandSpec = {

@@ -36,7 +36,16 @@ export async function runPrompt(
   opts: { client?: LLMClient; label?: string } = {},
 ): Promise<void> {
   const client = opts.client ?? needClient(agent);
-  const prompt = agent.augmentPrompt ? await agent.augmentPrompt(input, io.err) : input;
+  let prompt = input;
+  if (agent.augmentPrompt) {
+    try {
+      prompt = await agent.augmentPrompt(input, io.err, io.signal);
+    } catch (err) {
+      if (!isAbort(err, io.signal)) throw err;
+      io.err.write("⏹ Interrupted before the prompt was sent\n");
+      return;
+    }
+  }
   const messages: Message[] = [...agent.history, { role: "user", content: prompt }];
   const budget = agent.checkBudget ? await agent.checkBudget(messages, client, io.err) : undefined;
 
