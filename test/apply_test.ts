@@ -101,6 +101,19 @@ Deno.test("/apply writes the tagged blocks after a yes; /unapply restores the ex
     assert.equal(await exists(join(s.root, UNDO_JOURNAL)), false, "the journal is cleared");
     assert.equal(await s.run("/unapply\n"), 1);
     assert.match(s.err.text, /Nothing to undo/);
+    // Every write and restore is in the audit log.
+    const audit = (await Deno.readTextFile(join(s.root, "agents/audit.jsonl"))).trim().split("\n")
+      .map((l) => JSON.parse(l) as { action: string; details: string; outcome: string });
+    const writes = audit.filter((e) => e.action === "apply" || e.action === "unapply")
+      .map((e) => `${e.action} ${e.details} ${e.outcome}`);
+    assert.deepEqual(writes, [
+      "apply wrote src/main.go success",
+      "apply wrote src/odd.c success",
+      "apply created docs/guide/NOTES.md success",
+      "unapply restored src/main.go success",
+      "unapply restored src/odd.c success",
+      "unapply removed docs/guide/NOTES.md success",
+    ]);
   });
 });
 

@@ -91,6 +91,42 @@ Deno.test("checkPath: no entry allows everything except secrets, which need an e
   assert.equal(checkPath("src/env.ts", "read", none).allowed, true);
 });
 
+Deno.test("checkPath: .git is read-only by default; only an entry under .git opens it", () => {
+  const none = { permissions: {} };
+  for (const path of [".git", ".git/config", ".git/hooks/pre-commit"]) {
+    assert.equal(checkPath(path, "read", none).allowed, true, `${path} readable`);
+    for (const perm of ["write", "exec", "delete"] as const) {
+      const d = checkPath(path, perm, none);
+      assert.equal(d.allowed, false, `${path} ${perm}`);
+      assert.match(d.reason, /read-only by default .*\/permissions set \.git read,/);
+    }
+  }
+  const broad = { permissions: { ".": ["read", "write", "exec", "delete"] } };
+  assert.equal(checkPath(".git/config", "write", broad).allowed, false, "a broad entry opens .git");
+  const opened = { permissions: { ".git": ["read", "write"] } };
+  assert.equal(checkPath(".git/config", "write", opened).allowed, true);
+  assert.equal(checkPath(".git/config", "delete", opened).allowed, false);
+  assert.equal(checkPath(".github/workflows/ci.yml", "write", none).allowed, true);
+  assert.equal(checkPath("src/.git-notes", "write", none).allowed, true);
+});
+
+Deno.test("/write into .git is refused and nothing is written", async () => {
+  const fake = await startFakeOpenAI({ reply: () => "[core]\n\tfsmonitor = evil" });
+  const s = await testSession({
+    files: { ".git/config": "[core]\n" },
+    flags: { llamafileUrl: fake.url },
+    selectBackend: true,
+  });
+  try {
+    assert.equal(await s.run("write a config\n/write .git/config\ny\n"), 1);
+    assert.match(s.err.text, /read-only by default/);
+    assert.equal(await Deno.readTextFile(join(s.root, ".git/config")), "[core]\n");
+  } finally {
+    await s.close();
+    await fake.close();
+  }
+});
+
 Deno.test("permission syntax: comma-separated names, all, none", () => {
   assert.deepEqual(parsePerms("write,read"), ["read", "write"]);
   assert.deepEqual(parsePerms("all"), ["read", "write", "exec", "delete"]);

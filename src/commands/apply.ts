@@ -253,7 +253,9 @@ export const applyCommand: CommandSpec = {
     for (const p of changes) {
       try {
         await agent.workspace.writeFile(p.path, p.after);
+        agent.audit?.record("apply", `${p.before ? "wrote" : "created"} ${p.path}`, "success");
       } catch (err) {
+        agent.audit?.record("apply", `${p.path}: ${describeError(err)}`, "error");
         throw new HarveyError(
           `Wrote ${written} of ${n} files; ${p.path} failed: ${
             describeError(err)
@@ -341,13 +343,16 @@ export const unapplyCommand: CommandSpec = {
       return;
     }
     for (const u of undo) {
-      if (u.action === "remove") {
-        await agent.workspace.remove(u.path);
-        out.write(`✓ Removed ${u.path}\n`);
-      } else {
-        await agent.workspace.writeFile(u.path, u.before!);
-        out.write(`✓ Restored ${u.path}\n`);
+      try {
+        if (u.action === "remove") await agent.workspace.remove(u.path);
+        else await agent.workspace.writeFile(u.path, u.before!);
+      } catch (err) {
+        agent.audit?.record("unapply", `${u.path}: ${describeError(err)}`, "error");
+        throw err;
       }
+      const did = u.action === "remove" ? "Removed" : "Restored";
+      agent.audit?.record("unapply", `${did.toLowerCase()} ${u.path}`, "success");
+      out.write(`✓ ${did} ${u.path}\n`);
     }
     for (const d of journal.dirs) {
       try {

@@ -35,6 +35,11 @@ const SECRET_NAMES: readonly RegExp[] = [/^\.env/, /\.pem$/, /\.key$/, /^id_rsa/
 const SECRET_PATHS: readonly string[] = ["agents/harvey.yaml"];
 /** Files Harvey keeps that the agent may read but not change. */
 const READ_ONLY_PATHS: readonly string[] = ["agents/audit.jsonl"];
+/**
+ * Folders that are read-only by default: `.git` holds hooks and config (`core.fsmonitor`,
+ * aliases) that git runs, so a write there could make a safe-mode `git` run anything.
+ */
+const READ_ONLY_FOLDERS: readonly string[] = [".git"];
 
 /** The secret patterns, for messages and `/security`. */
 export const SECRET_PATTERNS: readonly string[] = [
@@ -46,7 +51,10 @@ export const SECRET_PATTERNS: readonly string[] = [
 ];
 
 /** The files that are read-only by default, for messages and `/security`. */
-export const READ_ONLY_DEFAULTS: readonly string[] = READ_ONLY_PATHS;
+export const READ_ONLY_DEFAULTS: readonly string[] = [
+  ...READ_ONLY_PATHS,
+  ...READ_ONLY_FOLDERS.map((f) => `${f}/`),
+];
 
 /**
  * Normalizes a workspace-relative path: `/` separators, `.` and `..` applied, no leading `./`
@@ -119,6 +127,17 @@ export function checkPath(
       path,
       reason:
         `a log Harvey keeps, read-only unless an entry names it: /permissions set ${path} read,${perm}`,
+    };
+  }
+  const folder = READ_ONLY_FOLDERS.find((f) => covers(f, path));
+  if (
+    folder && perm !== "read" && (best === undefined || !covers(folder, normalizeRelPath(best)!))
+  ) {
+    return {
+      allowed: false,
+      path,
+      reason: `inside ${folder}/, read-only by default (git runs hooks and config from there): ` +
+        `/permissions set ${folder} read,${perm} opens it`,
     };
   }
   if (best === undefined) return { allowed: true, path, reason: "no permissions entry: allowed" };
