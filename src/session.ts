@@ -96,7 +96,26 @@ export async function createSession(opts: SessionOptions): Promise<Agent> {
 /** Ollama, and the OpenAI-compatible server at the llamafile URL (first with `--llamafile-url`). */
 export function defaultSources(agent: Agent, flags: Flags): ModelSource[] {
   const timeoutMs = agent.config.config.request_timeout;
-  const server = openaiServerSource(agent.settings.llamafileUrl, { label: "llamafile", timeoutMs });
+  const url = agent.settings.llamafileUrl;
+  const running = openaiServerSource(url, { label: "llamafile", timeoutMs });
+  // A registered llamafile this session runs at that URL is listed by its registry name by
+  // the registry's own source: listing it here too would show one model twice.
+  const server: ModelSource = {
+    name: running.name,
+    list: (signal) =>
+      agent.supervisor.servers.some((s) => s.running && sameServer(s.url, url))
+        ? Promise.resolve([])
+        : running.list(signal),
+  };
   const ollama = ollamaSource(agent.settings.ollamaUrl, timeoutMs);
   return flags.llamafileUrl ? [server] : [ollama, server];
+}
+
+/** True when two URLs reach the same loopback server (`localhost` and `127.0.0.1` alike). */
+function sameServer(a: string, b: string): boolean {
+  const loopback = (h: string) => ["localhost", "127.0.0.1", "[::1]", "::1"].includes(h);
+  const ua = new URL(a);
+  const ub = new URL(b);
+  const host = (u: URL) => loopback(u.hostname) ? "loopback" : u.hostname;
+  return host(ua) === host(ub) && (ua.port || "80") === (ub.port || "80");
 }

@@ -291,6 +291,8 @@ Deno.test("/model lists Ollama models, registered llamafiles and GGUF models, an
     assert.equal(await s.run("/model use qwen\nhello\n/model\n"), 0, s.err.text);
     assert.match(s.out.text, /✓ Using model: qwen \(llamafile\)\nHello from qwen\.\n/);
     assert.match(s.out.text, /→ qwen \(llamafile\)\n/);
+    const listing = s.out.text.slice(s.out.text.lastIndexOf("Models:"));
+    assert.equal(listing.match(/\(llamafile\)/g)?.length, 1, `listed once:\n${listing}`);
     assert.ok(s.agent.client instanceof OpenAICompatClient);
     assert.equal(s.agent.supervisor.spawnCount, 1);
   } finally {
