@@ -156,3 +156,24 @@ Deno.test("/kb: the current project is session state, the data persists", async 
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("free text with an unpaired quote is kept as typed; /run still refuses it", async () => {
+  const s = await testSession();
+  try {
+    assert.equal(
+      await s.run(
+        "/kb project add notes\n/kb project use 1\n/kb observe decision don't cache the index\n",
+      ),
+      0,
+      s.err.text,
+    );
+    assert.equal(await s.run("/kb search cache"), 0, s.err.text);
+    assert.match(s.out.text, /decision · notes: don't \[cache\] the index/);
+    assert.equal(await s.run("/context add it's pinned"), 0, s.err.text);
+    assert.match(s.agent.pinned, /it's pinned/);
+    assert.equal(await s.run("/run echo 'unclosed"), 1);
+    assert.match(s.err.text, /Unclosed single quote/);
+  } finally {
+    await s.close();
+  }
+});

@@ -155,6 +155,7 @@ async function loadDir(agent: Agent, args: string[], out: Output): Promise<void>
 /** `/context add TEXT…|show|clear|load-dir PATH [GLOB]` */
 export const contextCommand: CommandSpec = {
   name: "context",
+  freeText: true,
   usage: [
     "/context add TEXT…",
     "/context show",

@@ -78,6 +78,7 @@ export function currentProject(agent: Agent, kb: KnowledgeBase): Project | undef
 /** `/kb …` */
 export const kbCommand: CommandSpec = {
   name: "kb",
+  freeText: true,
   usage: [
     "/kb status",
     "/kb project list|add NAME [DESCRIPTION]|use ID|status ID STATUS",

@@ -160,6 +160,7 @@ export const RETRIEVAL_TIMEOUT_MS = 30_000;
 /** `/rag …` */
 export const ragCommand: CommandSpec = {
   name: "rag",
+  freeText: true,
   usage: [
     "/rag list",
     "/rag new NAME EMBEDDING_MODEL",

@@ -24,6 +24,11 @@ export interface CommandSpec {
   /** e.g. `/llamafile add [PATH] [NAME]` — one line per form. */
   usage: string[];
   summary: string;
+  /**
+   * The command takes free text (notes, questions): an unpaired quote, as in "don't", is
+   * then part of the text instead of an error.
+   */
+  freeText?: boolean;
   /** First words the command accepts, offered by tab completion. */
   subcommands?: string[];
   /** Completions for the word being typed; `args` holds the words before it. */
@@ -68,7 +73,10 @@ export class CommandRegistry {
       const hint = near.length ? ` — did you mean ${near.map((n) => `/${n}`).join(", ")}?` : "";
       throw new UsageError(`Unknown command /${m[1]}${hint} (type /help for the list)`);
     }
-    await spec.run(agent, splitArgs(m[2]), out, { signal, rest: m[2] });
+    await spec.run(agent, spec.freeText ? splitText(m[2]) : splitArgs(m[2]), out, {
+      signal,
+      rest: m[2],
+    });
   }
 
   /**
@@ -95,6 +103,15 @@ export class CommandRegistry {
     if (spec.complete) options = await spec.complete(agent, before);
     else if (before.length === 0) options = spec.subcommands ?? [];
     return [withSpace(options.filter((o) => o.startsWith(current))), current];
+  }
+}
+
+/** Quote-aware words, or plain words when the quotes do not pair up (free text). */
+function splitText(text: string): string[] {
+  try {
+    return splitArgs(text);
+  } catch {
+    return text.split(/\s+/).filter(Boolean);
   }
 }
 
