@@ -29,12 +29,11 @@ import {
   sessionEntry,
   stopCurrentServer,
 } from "./model_registry.ts";
-import { type CommandSpec, required, subcommand } from "./registry.ts";
+import { registryCommand } from "./registry_command.ts";
+import type { CommandSpec } from "./registry.ts";
 
 /** The context size llama-server and llama-cli are given when `llamacpp.ctx_size` is unset. */
 export const DEFAULT_GGUF_CTX = 8192;
-
-const SUBCOMMANDS = ["list", "add", "use", "start", "stop", "status", "remove", "rename"];
 
 /** Sessions already told that the one-shot fallback is in use. */
 const toldOneShot = new WeakSet<Agent>();
@@ -283,66 +282,11 @@ function status(agent: Agent, registry: ModelRegistry, out: Output): void {
 }
 
 /** `/llamacpp list|add|use|start|stop|status|remove|rename` */
-export const llamacppCommand: CommandSpec = {
-  name: "llamacpp",
-  usage: [
-    "/llamacpp list",
-    "/llamacpp add [PATH] [NAME]",
-    "/llamacpp use NAME",
-    "/llamacpp start [NAME]",
-    "/llamacpp stop",
-    "/llamacpp status",
-    "/llamacpp remove NAME",
-    "/llamacpp rename OLD NEW",
-  ],
+export const llamacppCommand: CommandSpec = registryCommand({
+  kind: GGUF_KIND,
   summary: "Register GGUF models served by llama.cpp's llama-server, and switch among them",
-  subcommands: SUBCOMMANDS,
-  complete(agent, args) {
-    if (args.length === 0) return SUBCOMMANDS;
-    if (args.length === 1 && ["use", "start", "remove", "rename"].includes(args[0])) {
-      return new ModelRegistry(agent, GGUF_KIND).names();
-    }
-    return [];
-  },
-  async run(agent, args, out) {
-    const registry = new ModelRegistry(agent, GGUF_KIND);
-    const sub = subcommand("/llamacpp", args, SUBCOMMANDS, "list");
-    switch (sub) {
-      case "list":
-        return await registry.list(out);
-      case "add": {
-        const { entry, first } = await registry.register(out, { path: args[1], name: args[2] });
-        if (!first) {
-          out.write(`Registered ${entry.name} — use /llamacpp use ${entry.name} to switch.\n`);
-          return;
-        }
-        await useGguf(agent, entry, out);
-        await registry.setActive(entry.name);
-        out.write(
-          `Saved to ${agent.config.displayPath} — Harvey will connect automatically on next start.\n`,
-        );
-        return;
-      }
-      case "use": {
-        const entry = registry.get(required(args[1], "/llamacpp use NAME"));
-        await useGguf(agent, entry, out);
-        await registry.setActive(entry.name);
-        return;
-      }
-      case "start":
-        return await start(agent, registry, args[1], out);
-      case "stop":
-        return await stop(agent, out);
-      case "status":
-        return status(agent, registry, out);
-      case "remove":
-        return await registry.remove(required(args[1], "/llamacpp remove NAME"), out);
-      case "rename":
-        return await registry.rename(
-          required(args[1], "/llamacpp rename OLD NEW"),
-          required(args[2], "/llamacpp rename OLD NEW"),
-          out,
-        );
-    }
-  },
-};
+  use: async (agent, entry, out) => void await useGguf(agent, entry, out),
+  start,
+  stop: (agent, _registry, out) => stop(agent, out),
+  status,
+});

@@ -25,9 +25,9 @@ import {
   sessionEntry,
   stopCurrentServer,
 } from "./model_registry.ts";
-import { type CommandSpec, required, subcommand } from "./registry.ts";
+import { registryCommand } from "./registry_command.ts";
+import type { CommandSpec } from "./registry.ts";
 
-const SUBCOMMANDS = ["list", "add", "use", "start", "stop", "status", "remove", "rename"];
 const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 
 /**
@@ -265,80 +265,37 @@ async function stop(agent: Agent, registry: ModelRegistry, out: Output): Promise
   }
 }
 
+async function start(
+  agent: Agent,
+  registry: ModelRegistry,
+  name: string | undefined,
+  out: Output,
+): Promise<void> {
+  const entry = name ? registry.get(name) : sessionLlamafile(agent) ??
+    (registry.active ? registry.get(registry.active) : undefined);
+  if (!entry) {
+    throw new HarveyError(
+      "No active llamafile — /llamafile use NAME selects one, /llamafile start NAME starts one",
+    );
+  }
+  const server = currentServer(agent);
+  if (server && server.modelPath === await registry.checkFile(entry.path)) {
+    out.write(`${entry.name} is already running at ${server.url}.\n`);
+    return;
+  }
+  await useLlamafile(agent, entry, out, { ask: true });
+}
+
 /** `/llamafile list|add|use|start|stop|status|remove|rename` */
-export const llamafileCommand: CommandSpec = {
-  name: "llamafile",
-  usage: [
-    "/llamafile list",
-    "/llamafile add [PATH] [NAME]",
-    "/llamafile use NAME",
-    "/llamafile start [NAME]",
-    "/llamafile stop",
-    "/llamafile status",
-    "/llamafile remove NAME",
-    "/llamafile rename OLD NEW",
-  ],
+export const llamafileCommand: CommandSpec = registryCommand({
+  kind: LLAMAFILE_KIND,
   summary: "Register llamafiles, switch among them, start and stop their servers",
-  subcommands: SUBCOMMANDS,
-  complete(agent, args) {
-    if (args.length === 0) return SUBCOMMANDS;
-    if (args.length === 1 && ["use", "start", "remove", "rename"].includes(args[0])) {
-      return new ModelRegistry(agent, LLAMAFILE_KIND).names();
-    }
-    return [];
-  },
-  async run(agent, args, out) {
-    const registry = new ModelRegistry(agent, LLAMAFILE_KIND);
-    const sub = subcommand("/llamafile", args, SUBCOMMANDS, "list");
-    switch (sub) {
-      case "list":
-        return await registry.list(out);
-      case "add": {
-        const { entry, first } = await registry.register(out, { path: args[1], name: args[2] });
-        if (!first) {
-          out.write(`Registered ${entry.name} — use /llamafile use ${entry.name} to switch.\n`);
-          return;
-        }
-        await useLlamafile(agent, entry, out, { ask: true, announce: "Starting llamafile...\n" });
-        await registry.setActive(entry.name);
-        out.write(
-          `Saved to ${agent.config.displayPath} — Harvey will connect automatically on next start.\n`,
-        );
-        return;
-      }
-      case "use": {
-        const entry = registry.get(required(args[1], "/llamafile use NAME"));
-        await useLlamafile(agent, entry, out, { ask: true });
-        await registry.setActive(entry.name);
-        return;
-      }
-      case "start": {
-        const entry = args[1] ? registry.get(args[1]) : sessionLlamafile(agent) ??
-          (registry.active ? registry.get(registry.active) : undefined);
-        if (!entry) {
-          throw new HarveyError(
-            "No active llamafile — /llamafile use NAME selects one, /llamafile start NAME starts one",
-          );
-        }
-        const server = currentServer(agent);
-        if (server && server.modelPath === await registry.checkFile(entry.path)) {
-          out.write(`${entry.name} is already running at ${server.url}.\n`);
-          return;
-        }
-        return await useLlamafile(agent, entry, out, { ask: true });
-      }
-      case "stop":
-        return await stop(agent, registry, out);
-      case "status":
-        return await status(agent, registry, out);
-      case "remove":
-        return await registry.remove(required(args[1], "/llamafile remove NAME"), out);
-      case "rename":
-        return await registry.rename(
-          required(args[1], "/llamafile rename OLD NEW"),
-          required(args[2], "/llamafile rename OLD NEW"),
-          out,
-        );
-    }
-  },
-};
+  use: (agent, entry, out, { firstAdd }) =>
+    useLlamafile(agent, entry, out, {
+      ask: true,
+      announce: firstAdd ? "Starting llamafile...\n" : undefined,
+    }),
+  start,
+  stop,
+  status,
+});

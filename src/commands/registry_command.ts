@@ -1,0 +1,97 @@
+/**
+ * The command table shared by `/llamafile` and `/llamacpp`: list, add, use, remove and rename
+ * are the registry's; start, stop, status and how a model is connected are the runtime's.
+ *
+ * @module
+ */
+import type { Agent } from "../agent.ts";
+import type { ModelEntry } from "../config/schema.ts";
+import type { Output } from "../types.ts";
+import { ModelRegistry, type RegistryKind } from "./model_registry.ts";
+import { type CommandSpec, required, subcommand } from "./registry.ts";
+
+const SUBCOMMANDS = ["list", "add", "use", "start", "stop", "status", "remove", "rename"];
+
+/** What a runtime brings to its registry command. */
+export interface RegistryCommandOptions {
+  kind: RegistryKind;
+  summary: string;
+  /** Makes `entry` the backend; `firstAdd` when it is the model just registered first. */
+  use(agent: Agent, entry: ModelEntry, out: Output, opts: { firstAdd: boolean }): Promise<void>;
+  start(
+    agent: Agent,
+    registry: ModelRegistry,
+    name: string | undefined,
+    out: Output,
+  ): Promise<void>;
+  stop(agent: Agent, registry: ModelRegistry, out: Output): Promise<void>;
+  status(agent: Agent, registry: ModelRegistry, out: Output): Promise<void> | void;
+}
+
+/** Builds `/KIND list|add|use|start|stop|status|remove|rename` for one registry. */
+export function registryCommand(opts: RegistryCommandOptions): CommandSpec {
+  const { kind } = opts;
+  const cmd = kind.command;
+  return {
+    name: cmd.slice(1),
+    usage: [
+      `${cmd} list`,
+      `${cmd} add [PATH] [NAME]`,
+      `${cmd} use NAME`,
+      `${cmd} start [NAME]`,
+      `${cmd} stop`,
+      `${cmd} status`,
+      `${cmd} remove NAME`,
+      `${cmd} rename OLD NEW`,
+    ],
+    summary: opts.summary,
+    subcommands: SUBCOMMANDS,
+    complete(agent, args) {
+      if (args.length === 0) return SUBCOMMANDS;
+      if (args.length === 1 && ["use", "start", "remove", "rename"].includes(args[0])) {
+        return new ModelRegistry(agent, kind).names();
+      }
+      return [];
+    },
+    async run(agent, args, out) {
+      const registry = new ModelRegistry(agent, kind);
+      switch (subcommand(cmd, args, SUBCOMMANDS, "list")) {
+        case "list":
+          return await registry.list(out);
+        case "add": {
+          const { entry, first } = await registry.register(out, { path: args[1], name: args[2] });
+          if (!first) {
+            out.write(`Registered ${entry.name} — use ${cmd} use ${entry.name} to switch.\n`);
+            return;
+          }
+          await opts.use(agent, entry, out, { firstAdd: true });
+          await registry.setActive(entry.name);
+          out.write(
+            `Saved to ${agent.config.displayPath} — Harvey will connect automatically on next start.\n`,
+          );
+          return;
+        }
+        case "use": {
+          const entry = registry.get(required(args[1], `${cmd} use NAME`));
+          await opts.use(agent, entry, out, { firstAdd: false });
+          await registry.setActive(entry.name);
+          return;
+        }
+        case "start":
+          return await opts.start(agent, registry, args[1], out);
+        case "stop":
+          return await opts.stop(agent, registry, out);
+        case "status":
+          return await opts.status(agent, registry, out);
+        case "remove":
+          return await registry.remove(required(args[1], `${cmd} remove NAME`), out);
+        case "rename":
+          return await registry.rename(
+            required(args[1], `${cmd} rename OLD NEW`),
+            required(args[2], `${cmd} rename OLD NEW`),
+            out,
+          );
+      }
+    },
+  };
+}
