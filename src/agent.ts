@@ -75,6 +75,7 @@ export class Agent {
   #client?: LLMClient;
   #contextWindow?: number;
   #shutdown: (() => Promise<unknown>)[] = [];
+  #ending?: Promise<void>;
 
   constructor(opts: AgentOptions) {
     this.workspace = opts.workspace;
@@ -144,8 +145,16 @@ export class Agent {
     this.#shutdown.push(fn);
   }
 
-  /** Ends the session: closes the recorder and the backend, runs shutdown hooks. Safe to call twice. */
-  async shutdown(): Promise<void> {
+  /**
+   * Ends the session: closes the recorder and the backend, runs shutdown hooks. A second call
+   * (a signal while the session is already ending) waits for the first to finish.
+   */
+  shutdown(): Promise<void> {
+    this.#ending ??= this.#end();
+    return this.#ending;
+  }
+
+  async #end(): Promise<void> {
     const hooks = this.#shutdown.splice(0).reverse();
     const client = this.#client;
     this.#client = undefined;

@@ -109,67 +109,74 @@ async function runRepl(flags: Flags): Promise<number> {
   let source: LineSource | undefined;
   let editor: LineEditor | undefined;
   let agent: Agent | undefined;
-  const stopSignals = installSignalHandlers(() => agent, !interactive);
+  const signals = installSignalHandlers(() => agent, !interactive);
+  let code: number;
   try {
-    if (flags.run && flags.run !== "-") {
-      try {
-        source = linesFromText(await Deno.readTextFile(flags.run));
-      } catch (err) {
-        if (err instanceof Deno.errors.NotFound) {
-          throw new UsageError(`Script ${flags.run} not found`);
+    code = await (async (): Promise<number> => {
+      if (flags.run && flags.run !== "-") {
+        try {
+          source = linesFromText(await Deno.readTextFile(flags.run));
+        } catch (err) {
+          if (err instanceof Deno.errors.NotFound) {
+            throw new UsageError(`Script ${flags.run} not found`);
+          }
+          throw err;
         }
-        throw err;
+      } else if (!interactive && flags.print === undefined) {
+        source = linesFromStream(Deno.stdin.readable);
       }
-    } else if (!interactive && flags.print === undefined) {
-      source = linesFromStream(Deno.stdin.readable);
-    }
-    const err = interactive ? stdoutOutput : stderrOutput;
-    let asker;
-    if (interactive) {
-      const history = await loadHistory(join(flags.workdir ?? Deno.cwd(), "agents")).catch(
-        () => [],
-      );
-      editor = new LineEditor({
-        history,
-        completer: (line) =>
-          agent ? agent.commands.complete(agent, line) : Promise.resolve([[], line]),
-      });
-      const ed = editor;
-      asker = new TerminalAsker(ed.read, stdoutOutput, (fn) => ed.suspend(fn), { yes: flags.yes });
-    } else {
-      const read = (prompt: string) => {
-        stdoutOutput.write(prompt);
-        return source ? source.next() : Promise.resolve(undefined);
-      };
-      asker = new LineAsker(read, stdoutOutput, { yes: flags.yes, echo: true });
-    }
-    agent = await createSession({ flags, env, cwd: Deno.cwd(), asker, err });
-    if (interactive) {
-      stdoutOutput.write(
-        `Harvey ${VERSION} · workspace ${agent.workspace.root} · /help for commands\n`,
-      );
-    }
-    // A headless script answers "Start NAME now?" on its next line; -p cannot answer.
-    await selectBackend(agent, err, { ask: interactive, confirm: flags.print === undefined });
-    const io = { out: stdoutOutput, err, spinner: interactive, color };
-    if (flags.print !== undefined) {
-      const controller = new AbortController();
-      await runPrompt(agent, flags.print, { ...io, signal: controller.signal });
-      return 0;
-    }
-    if (interactive && editor) {
-      await runInteractive(agent, editor, io);
-      return 0;
-    }
-    return await runScript(agent, source!, io);
+      const err = interactive ? stdoutOutput : stderrOutput;
+      let asker;
+      if (interactive) {
+        const history = await loadHistory(join(flags.workdir ?? Deno.cwd(), "agents")).catch(
+          () => [],
+        );
+        editor = new LineEditor({
+          history,
+          completer: (line) =>
+            agent ? agent.commands.complete(agent, line) : Promise.resolve([[], line]),
+        });
+        const ed = editor;
+        asker = new TerminalAsker(ed.read, stdoutOutput, (fn) => ed.suspend(fn), {
+          yes: flags.yes,
+        });
+      } else {
+        const read = (prompt: string) => {
+          stdoutOutput.write(prompt);
+          return source ? source.next() : Promise.resolve(undefined);
+        };
+        asker = new LineAsker(read, stdoutOutput, { yes: flags.yes, echo: true });
+      }
+      agent = await createSession({ flags, env, cwd: Deno.cwd(), asker, err });
+      if (interactive) {
+        stdoutOutput.write(
+          `Harvey ${VERSION} · workspace ${agent.workspace.root} · /help for commands\n`,
+        );
+      }
+      // A headless script answers "Start NAME now?" on its next line; -p cannot answer.
+      await selectBackend(agent, err, { ask: interactive, confirm: flags.print === undefined });
+      const io = { out: stdoutOutput, err, spinner: interactive, color };
+      if (flags.print !== undefined) {
+        const controller = new AbortController();
+        await runPrompt(agent, flags.print, { ...io, signal: controller.signal });
+        return 0;
+      }
+      if (interactive && editor) {
+        await runInteractive(agent, editor, io);
+        return 0;
+      }
+      return await runScript(agent, source!, io);
+    })();
   } catch (err) {
     stderrOutput.write(`✗ ${describeError(err)}\n`);
-    return err instanceof UsageError ? 2 : 1;
+    code = err instanceof UsageError ? 2 : 1;
   } finally {
     editor?.close();
-    stopSignals();
     await agent?.shutdown();
+    signals.remove();
   }
+  // A signal that arrived while the session ran decides the exit status (143 for SIGTERM).
+  return signals.code() ?? code;
 }
 
 /** `harvey pull`: download, then offer to register; answers come from stdin. */
@@ -248,14 +255,30 @@ async function runDoctorCommand(flags: Flags, install: boolean): Promise<number>
  * session cleanly through the supervisor's exit hooks: the session is shut down (its
  * servers stopped) before Harvey exits, and `Deno.exit` anywhere still stops them.
  */
-function installSignalHandlers(agent: () => Agent | undefined, withSigint: boolean): () => void {
+function installSignalHandlers(
+  agent: () => Agent | undefined,
+  withSigint: boolean,
+): { remove: () => void; code: () => number | undefined } {
+  let signalled: number | undefined;
   const session = {
     stopAll: () => agent()?.shutdown() ?? Promise.resolve(),
     terminateAllNow: () => agent()?.supervisor.terminateAllNow(),
   };
-  const removers = [installExitHooks(session)];
+  const exit = (code: number) => {
+    signalled = code;
+    Deno.exit(code);
+  };
+  const removers = [
+    installExitHooks(session, { exit, onSignal: (code) => signalled = code }),
+  ];
   if (withSigint) {
-    removers.push(installExitHooks(session, { signals: ["SIGINT"], exit: () => Deno.exit(130) }));
+    removers.push(
+      installExitHooks(session, {
+        signals: ["SIGINT"],
+        exit: () => exit(130),
+        onSignal: () => signalled = 130,
+      }),
+    );
   }
-  return () => removers.forEach((remove) => remove());
+  return { remove: () => removers.forEach((remove) => remove()), code: () => signalled };
 }

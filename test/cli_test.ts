@@ -5,6 +5,7 @@ import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { LineAsker } from "../src/repl/asker.ts";
 import { BufferOutput } from "../src/repl/output.ts";
 import { linesFromText } from "../src/repl/headless.ts";
+import { childEnv } from "./helpers.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const PERMS = [
@@ -27,7 +28,7 @@ async function harvey(
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", HOME: opts.cwd, OLLAMA_HOST: "127.0.0.1:9" },
+    env: childEnv({ NO_COLOR: "1", HOME: opts.cwd, OLLAMA_HOST: "127.0.0.1:9" }),
   }).spawn();
   const writer = child.stdin.getWriter();
   await writer.write(new TextEncoder().encode(opts.stdin ?? ""));

@@ -5,7 +5,7 @@ import { runDoctor } from "../src/doctor.ts";
 import { BufferOutput } from "../src/repl/output.ts";
 import { startFakeOllama } from "./fixtures/fake_ollama.ts";
 import { makeFakeCommand, writeGguf } from "./fixtures/make_fake_llama_cpp.ts";
-import { testSession } from "./helpers.ts";
+import { childEnv, testSession } from "./helpers.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 
@@ -123,7 +123,7 @@ Deno.test("harvey doctor --install runs apt only after a yes", async (t) => {
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1", HOME: dir, PATH: bin, OLLAMA_HOST: "127.0.0.1:9" },
+      env: childEnv({ NO_COLOR: "1", HOME: dir, PATH: bin, OLLAMA_HOST: "127.0.0.1:9" }),
     }).spawn();
     const w = child.stdin.getWriter();
     await w.write(new TextEncoder().encode(stdin));

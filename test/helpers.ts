@@ -81,3 +81,15 @@ export async function testSession(opts: {
     },
   };
 }
+
+/**
+ * The environment for a child `deno run` of Harvey with `extra` on top. A test that moves
+ * `HOME` would also move Deno's cache (and download every npm package again): `DENO_DIR` keeps
+ * the child on this process's cache.
+ */
+export function childEnv(extra: Record<string, string>): Record<string, string> {
+  const home = Deno.env.get("HOME") ?? "";
+  const cache = Deno.env.get("XDG_CACHE_HOME") ??
+    (Deno.build.os === "darwin" ? join(home, "Library", "Caches") : join(home, ".cache"));
+  return { DENO_DIR: Deno.env.get("DENO_DIR") ?? join(cache, "deno"), ...extra };
+}

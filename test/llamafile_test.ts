@@ -9,7 +9,7 @@ import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { startFakeOllama } from "./fixtures/fake_ollama.ts";
 import { makeFakeLlamafile } from "./fixtures/make_fake_llamafile.ts";
 import { writeGguf } from "./fixtures/make_fake_llama_cpp.ts";
-import { type TestSession, testSession } from "./helpers.ts";
+import { childEnv, type TestSession, testSession } from "./helpers.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const QWEN = "Qwen3.5-4B-Q5_K_S";
@@ -312,7 +312,7 @@ async function harvey(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", HOME: opts.cwd, OLLAMA_HOST: "127.0.0.1:9" },
+    env: childEnv({ NO_COLOR: "1", HOME: opts.cwd, OLLAMA_HOST: "127.0.0.1:9" }),
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
@@ -400,7 +400,7 @@ Deno.test({
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",
-        env: { NO_COLOR: "1", HOME: dir, OLLAMA_HOST: "127.0.0.1:9" },
+        env: childEnv({ NO_COLOR: "1", HOME: dir, OLLAMA_HOST: "127.0.0.1:9" }),
       }).spawn();
       const errText = new Response(child.stderr).text();
       const outText = new Response(child.stdout).text();

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startFakeHf } from "./fixtures/fake_hf.ts";
-import { testSession } from "./helpers.ts";
+import { childEnv, testSession } from "./helpers.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 
@@ -71,7 +71,7 @@ Deno.test("harvey pull on the command line: file path on stdout, registration an
   try {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--no-prompt", MAIN, "pull", REPO, FILE, "--dir", models, "-w", ws],
-      env: { HF_ENDPOINT: hf.url, NO_COLOR: "1", HOME: ws },
+      env: childEnv({ HF_ENDPOINT: hf.url, NO_COLOR: "1", HOME: ws }),
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",

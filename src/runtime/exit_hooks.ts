@@ -28,7 +28,12 @@ const SIGNAL_NUMBERS: Partial<Record<Deno.Signal, number>> = { SIGHUP: 1, SIGTER
  */
 export function installExitHooks(
   sup: Stoppable,
-  opts: { signals?: Deno.Signal[]; exit?: (code: number) => void } = {},
+  opts: {
+    signals?: Deno.Signal[];
+    exit?: (code: number) => void;
+    /** Told the exit status at once, so other exit paths can use it while servers stop. */
+    onSignal?: (code: number) => void;
+  } = {},
 ): () => void {
   const signals = opts.signals ??
     (Deno.build.os === "windows" ? [] : ["SIGTERM", "SIGHUP"] as Deno.Signal[]);
@@ -43,6 +48,7 @@ export function installExitHooks(
         return;
       }
       exiting = true;
+      opts.onSignal?.(code);
       sup.stopAll().finally(() => exit(code));
     };
     Deno.addSignalListener(signal, handler);
