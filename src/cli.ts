@@ -179,8 +179,14 @@ async function runRepl(flags: Flags): Promise<number> {
   return signals.code() ?? code;
 }
 
-/** `harvey pull`: download, then offer to register; answers come from stdin. */
-async function runPullCommand(flags: Flags, args: PullArgs): Promise<number> {
+/**
+ * Runs a one-shot subcommand (`pull`, `doctor`) on a session without a REPL: questions are
+ * read from stdin, Ctrl-C aborts `fn`'s signal (exit 130), errors are one line.
+ */
+async function runSubcommand(
+  flags: Flags,
+  fn: (agent: Agent, asker: LineAsker, signal: AbortSignal) => Promise<number>,
+): Promise<number> {
   const source = linesFromStream(Deno.stdin.readable);
   const read = (prompt: string) => {
     stdoutOutput.write(prompt);
@@ -199,8 +205,21 @@ async function runPullCommand(flags: Flags, args: PullArgs): Promise<number> {
       asker,
       err: stderrOutput,
     });
+    return await fn(agent, asker, controller.signal);
+  } catch (err) {
+    stderrOutput.write(`✗ ${describeError(err)}\n`);
+    return controller.signal.aborted ? 130 : err instanceof UsageError ? 2 : 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    await agent?.shutdown();
+  }
+}
+
+/** `harvey pull`: download, then offer to register; answers come from stdin. */
+function runPullCommand(flags: Flags, args: PullArgs): Promise<number> {
+  return runSubcommand(flags, async (agent, asker, signal) => {
     const result = await runPull(agent, args, stderrOutput, {
-      signal: controller.signal,
+      signal,
       isTerminal: Deno.stderr.isTerminal(),
     });
     stdoutOutput.write(`${result.path}\n`);
@@ -215,39 +234,12 @@ async function runPullCommand(flags: Flags, args: PullArgs): Promise<number> {
       stdoutOutput.write(`${registered.name} is active — Harvey uses it on next start.\n`);
     }
     return 0;
-  } catch (err) {
-    stderrOutput.write(`✗ ${describeError(err)}\n`);
-    return controller.signal.aborted ? 130 : err instanceof UsageError ? 2 : 1;
-  } finally {
-    Deno.removeSignalListener("SIGINT", onInt);
-    await agent?.shutdown();
-  }
+  });
 }
 
 /** `harvey doctor [--install]`: the report on stdout; install questions read stdin. */
-async function runDoctorCommand(flags: Flags, install: boolean): Promise<number> {
-  const source = linesFromStream(Deno.stdin.readable);
-  const read = (prompt: string) => {
-    stdoutOutput.write(prompt);
-    return source.next();
-  };
-  const asker = new LineAsker(read, stdoutOutput, { yes: flags.yes });
-  let agent: Agent | undefined;
-  try {
-    agent = await createSession({
-      flags,
-      env: Deno.env.toObject(),
-      cwd: Deno.cwd(),
-      asker,
-      err: stderrOutput,
-    });
-    return await runDoctor(agent, stdoutOutput, { install });
-  } catch (err) {
-    stderrOutput.write(`✗ ${describeError(err)}\n`);
-    return err instanceof UsageError ? 2 : 1;
-  } finally {
-    await agent?.shutdown();
-  }
+function runDoctorCommand(flags: Flags, install: boolean): Promise<number> {
+  return runSubcommand(flags, (agent) => runDoctor(agent, stdoutOutput, { install }));
 }
 
 /**
