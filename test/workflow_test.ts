@@ -220,6 +220,12 @@ Deno.test("/search prints the matches and adds them as context", async () => {
     assert.equal(contexts(s).length, 1, "no matches add nothing");
     assert.equal(await s.run("/search TODO ../\n"), 1);
     assert.match(s.err.text, /outside the workspace/);
+    // Harvey's own files are not searched: the history holds "/search TODO" by now.
+    await Deno.writeTextFile(join(s.root, "agents/notes.txt"), "TODO in agents\n");
+    s.out.text = "";
+    assert.equal(await s.run("/search TODO\n"), 0, s.err.text);
+    assert.match(s.out.text, /docs\/c\.md:1: TODO three/);
+    assert.doesNotMatch(s.out.text, /agents\//);
   });
 });
 

@@ -23,6 +23,8 @@ export const searchCommand: CommandSpec = {
     const result = await searchFiles(pattern, {
       root: agent.workspace.root,
       start: rel === "." ? undefined : await agent.workspace.resolve(rel),
+      // Harvey's own files (history, audit log, undo journal, databases) are not the project.
+      exclude: ["agents"],
       maxMatches: DEFAULT_MAX_MATCHES,
       signal: ctx.signal,
     });

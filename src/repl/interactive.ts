@@ -15,43 +15,53 @@ import type { TurnIO } from "./turn.ts";
 
 const HISTORY_LIMIT = 1000;
 
+type Completer = (line: string) => Promise<[string[], string]>;
+
 /** The terminal line editor shared by the REPL prompt and the asker. */
 export class LineEditor {
-  readonly rl: readline.Interface;
+  #rl: readline.Interface;
   #closed = false;
+  #suspended = false;
   #pending?: (line: string | undefined) => void;
   #onInterrupt?: () => void;
+  readonly #completer?: Completer;
 
-  constructor(
-    opts: { history: string[]; completer?: (line: string) => Promise<[string[], string]> },
-  ) {
-    this.rl = readline.createInterface({
+  constructor(opts: { history: string[]; completer?: Completer }) {
+    this.#completer = opts.completer;
+    this.#rl = this.#open([...opts.history].reverse());
+  }
+
+  #open(history: string[]): readline.Interface {
+    const completer = this.#completer;
+    const rl = readline.createInterface({
       input: process.stdin,
       output: process.stdout,
       terminal: true,
-      history: [...opts.history].reverse(),
+      history,
       historySize: HISTORY_LIMIT,
       removeHistoryDuplicates: true,
-      completer: opts.completer
+      completer: completer
         ? (line: string, cb: (err: Error | null, result: [string[], string]) => void) => {
-          opts.completer!(line).then((r) => cb(null, r), () => cb(null, [[], line]));
+          completer(line).then((r) => cb(null, r), () => cb(null, [[], line]));
         }
         : undefined,
     });
-    this.rl.on("close", () => {
+    rl.on("close", () => {
+      if (this.#suspended) return;
       this.#closed = true;
       this.#pending?.(undefined);
     });
-    this.rl.on("SIGINT", () => {
+    rl.on("SIGINT", () => {
       if (this.#onInterrupt) {
         this.#onInterrupt();
         return;
       }
       // Ctrl-C at the prompt clears the line.
-      this.rl.write("", { ctrl: true, name: "u" });
+      rl.write("", { ctrl: true, name: "u" });
       process.stdout.write("^C\n");
-      this.rl.prompt();
+      rl.prompt();
     });
+    return rl;
   }
 
   /** True once Ctrl-D closed the input. */
@@ -64,7 +74,7 @@ export class LineEditor {
     if (this.#closed) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       this.#pending = resolve;
-      this.rl.question(prompt, (answer) => {
+      this.#rl.question(prompt, (answer) => {
         this.#pending = undefined;
         resolve(answer);
       });
@@ -81,21 +91,26 @@ export class LineEditor {
     }
   }
 
-  /** Hands the terminal to another prompt (the arrow-key picker) while `fn` runs. */
+  /**
+   * Hands the terminal to another prompt (the arrow-key picker) while `fn` runs. The line
+   * editor is closed meanwhile, not just paused: a paused editor still hears the arrow keys and
+   * redraws its line under the picker. It is opened again with the same history.
+   */
   async suspend<R>(fn: () => Promise<R>): Promise<R> {
-    this.rl.pause();
+    const history = (this.#rl as unknown as { history: string[] }).history ?? [];
+    this.#suspended = true;
+    this.#rl.close();
     try {
       return await fn();
     } finally {
-      // The picker leaves the terminal in cooked mode; the line editor needs raw mode back.
-      if (process.stdin.isTTY) process.stdin.setRawMode(true);
-      this.rl.resume();
+      this.#suspended = false;
+      if (!this.#closed) this.#rl = this.#open(history);
     }
   }
 
   /** Closes the editor. */
   close(): void {
-    if (!this.#closed) this.rl.close();
+    if (!this.#closed) this.#rl.close();
   }
 }
 

@@ -42,6 +42,8 @@ export interface SearchOptions {
   start?: string;
   /** The sandbox's path check, applied to `start` (e.g. the PATH the user typed). */
   resolve?: (path: string) => Promise<string>;
+  /** Folders not searched, relative to the root (e.g. Harvey's own `agents`). */
+  exclude?: string[];
   /** At most this many matches are returned (default 100). */
   maxMatches?: number;
   /** Aborts the search; the promise then rejects with the signal's reason. */
@@ -79,7 +81,7 @@ export async function searchFiles(pattern: string, opts: SearchOptions): Promise
   const start = await resolveStart(opts, root);
   const files: Iterable<WalkEntry> = start.isFile
     ? [{ abs: start.abs, rel: start.rel }]
-    : walkFolder(start.abs, start.rel, root);
+    : walkFolder(start.abs, start.rel, root, new Set(opts.exclude ?? []));
 
   const scanner = new FileScanner(compiled);
   const matches: SearchMatch[] = [];

@@ -29,10 +29,16 @@ export function isInside(path: string, root: string): boolean {
 
 /**
  * Yields the files under the folder `abs` (shown as `rel`), in path order. Skips hidden
- * entries, `node_modules`, symlinked folders, and symlinked files whose real path is outside
- * `root`. Folders that cannot be read are skipped; a refused Deno permission is thrown.
+ * entries, `node_modules`, the folders in `exclude` (paths relative to the root), symlinked
+ * folders, and symlinked files whose real path is outside `root`. Folders that cannot be read
+ * are skipped; a refused Deno permission is thrown.
  */
-export function* walkFolder(abs: string, rel: string, root: string): Generator<WalkEntry> {
+export function* walkFolder(
+  abs: string,
+  rel: string,
+  root: string,
+  exclude: ReadonlySet<string> = new Set(),
+): Generator<WalkEntry> {
   // Depth first with an explicit stack (no generator per folder): the next entry is on top.
   const absOf: string[] = [abs];
   const relOf: string[] = [rel];
@@ -48,8 +54,10 @@ export function* walkFolder(abs: string, rel: string, root: string): Generator<W
     const base = a.endsWith("/") || a.endsWith(sep) ? a : `${a}/`;
     for (let i = entries.length - 1; i >= 0; i--) {
       const e = entries[i];
+      const childRel = r === "" ? e.name : `${r}/${e.name}`;
+      if (e.isDirectory && exclude.has(childRel)) continue;
       absOf.push(base + e.name);
-      relOf.push(r === "" ? e.name : `${r}/${e.name}`);
+      relOf.push(childRel);
       isDir.push(e.isDirectory);
     }
   }
