@@ -120,6 +120,11 @@ async function runRepl(flags: Flags): Promise<number> {
           if (err instanceof Deno.errors.NotFound) {
             throw new UsageError(`Script ${flags.run} not found`);
           }
+          if (err instanceof Deno.errors.IsADirectory) {
+            throw new UsageError(
+              `Script ${flags.run} is a folder; --run takes a file of lines, or - for stdin`,
+            );
+          }
           throw err;
         }
       } else if (!interactive && flags.print === undefined) {

@@ -56,6 +56,9 @@ Deno.test("command line: version, usage errors and exit statuses", async (t) => 
       const r = await harvey(["--run", "nope.txt"], { cwd: dir });
       assert.equal(r.code, 2);
       assert.match(r.stderr, /Script nope\.txt not found/);
+      const dirRun = await harvey(["--run", "."], { cwd: dir });
+      assert.equal(dirRun.code, 2);
+      assert.match(dirRun.stderr, /Script \. is a folder; --run takes a file of lines/);
     });
     await t.step("a script runs every line; replies on stdout, diagnostics on stderr", async () => {
       await Deno.writeTextFile(join(dir, "ok.txt"), "# comment\n\nhello\n/clear\nworld\n");
