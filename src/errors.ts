@@ -35,7 +35,11 @@ export function describeError(err: unknown): string {
     return `Permission refused: ${firstLine(err.message)}`;
   }
   if (err instanceof HarveyError) return err.message;
-  if (err instanceof Deno.errors.NotFound) return `Not found: ${firstLine(err.message)}`;
+  if (err instanceof Deno.errors.NotFound) {
+    // "No such file or directory (os error 2): realpath '/ws/x'" → the path, plainly.
+    const path = /: \w+ '([^']+)'$/.exec(firstLine(err.message))?.[1];
+    return path ? `No such file or folder: ${path}` : `Not found: ${firstLine(err.message)}`;
+  }
   if (err instanceof Error) {
     if (err.name === "AbortError") return "Interrupted";
     return firstLine(err.message) || err.name;

@@ -5,7 +5,7 @@ import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { LineAsker } from "../src/repl/asker.ts";
 import { BufferOutput } from "../src/repl/output.ts";
 import { linesFromText } from "../src/repl/headless.ts";
-import { childEnv } from "./helpers.ts";
+import { childEnv, testSession } from "./helpers.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const PERMS = [
@@ -154,4 +154,17 @@ Deno.test("line asker: answers come from the next line; --yes confirms without r
   const yes = new LineAsker(() => Promise.resolve(undefined), out, { yes: true });
   assert.equal(await yes.confirm("Apply 2 files?"), true);
   assert.match(out.text, /Apply 2 files\? \[Y\/n\] y \(--yes\)/);
+});
+
+Deno.test("a missing file is named plainly", async () => {
+  const { describeError } = await import("../src/errors.ts");
+  const err = await Deno.realPath("/nonexistent/harvey-x").catch((e) => e);
+  assert.equal(describeError(err), "No such file or folder: /nonexistent/harvey-x");
+  const s = await testSession();
+  try {
+    assert.equal(await s.run("/read nope.txt"), 1);
+    assert.match(s.err.text, /✗ line 1: No such file or folder: .*\/nope\.txt\n$/);
+  } finally {
+    await s.close();
+  }
 });
