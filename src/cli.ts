@@ -106,6 +106,8 @@ async function runRepl(flags: Flags): Promise<number> {
   const interactive = !flags.run && flags.print === undefined && Deno.stdin.isTerminal() &&
     Deno.stdout.isTerminal();
   const color = flags.color !== false && env.NO_COLOR === undefined && Deno.stdout.isTerminal();
+  // Colours are for terminals: a pipe or a file gets plain text.
+  if (!color) flags = { ...flags, color: false };
   let source: LineSource | undefined;
   let editor: LineEditor | undefined;
   let agent: Agent | undefined;

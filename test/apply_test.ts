@@ -261,3 +261,23 @@ Deno.test("unifiedDiff marks a missing final newline and uses GNU hunk headers",
   );
   assert.equal(unifiedDiff("same\n", "same\n", { from: "a", to: "b" }), "");
 });
+
+Deno.test("on a terminal the diff is coloured; in a script it is plain", async () => {
+  const fake = await startFakeOpenAI({ reply: () => REPLY });
+  for (const color of [true, false]) {
+    const s = await testSession({
+      files: { "src/main.go": MAIN_GO },
+      flags: { llamafileUrl: fake.url, color },
+      selectBackend: true,
+    });
+    try {
+      assert.equal(await s.run("fix it\n/apply\nn\n"), 0, s.err.text);
+      const painted = s.out.text.includes('\x1b[32m+\tprintln("new")\x1b[0m');
+      assert.equal(painted, color);
+      assert.equal(s.out.text.includes("\x1b["), color);
+    } finally {
+      await s.close();
+    }
+  }
+  await fake.close();
+});

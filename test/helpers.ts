@@ -52,7 +52,7 @@ export async function testSession(opts: {
   const asker = new LineAsker(read, out, { yes: opts.flags?.yes, echo: true });
   const env = { PATH: Deno.env.get("PATH") ?? "", HOME: root, ...opts.env };
   const agent = await createSession({
-    flags: { workdir: root, ...opts.flags },
+    flags: { workdir: root, color: false, ...opts.flags },
     env,
     cwd: root,
     asker,

@@ -174,7 +174,16 @@ async function plan(agent: Agent, blocks: TaggedBlock[], out: Output): Promise<P
   return [...byPath.values()];
 }
 
-function showDiff(p: Planned, out: Output): void {
+/** A diff line in the usual colours: removals red, additions green, hunk headers cyan. */
+function paint(line: string): string {
+  if (line.startsWith("+++") || line.startsWith("---")) return `\x1b[1m${line}\x1b[0m`;
+  if (line.startsWith("+")) return `\x1b[32m${line}\x1b[0m`;
+  if (line.startsWith("-")) return `\x1b[31m${line}\x1b[0m`;
+  if (line.startsWith("@@")) return `\x1b[36m${line}\x1b[0m`;
+  return line;
+}
+
+function showDiff(p: Planned, out: Output, color: boolean): void {
   const after = new TextDecoder().decode(p.after);
   if (p.before && isBinary(p.before)) {
     out.write(`${p.path} (binary file of ${formatBytes(p.before.length)}, replaced by text)\n`);
@@ -192,7 +201,7 @@ function showDiff(p: Planned, out: Output): void {
     to: `b/${p.path}`,
   }).split("\n");
   if (diff.at(-1) === "") diff.pop();
-  for (const line of diff.slice(0, DIFF_LINES_SHOWN)) out.write(`${line}\n`);
+  for (const line of diff.slice(0, DIFF_LINES_SHOWN)) out.write(`${color ? paint(line) : line}\n`);
   if (diff.length > DIFF_LINES_SHOWN) {
     out.write(`… ${diff.length - DIFF_LINES_SHOWN} more diff lines not shown\n`);
   }
@@ -227,7 +236,7 @@ export const applyCommand: CommandSpec = {
       out.write("Nothing to apply: every file already has this content.\n");
       return;
     }
-    for (const p of changes) showDiff(p, out);
+    for (const p of changes) showDiff(p, out, agent.settings.color);
     const n = changes.length;
     if (!await agent.asker.confirm(`Apply ${n === 1 ? "this change" : `these ${n} changes`}?`)) {
       out.write("Nothing written.\n");
