@@ -8,6 +8,9 @@ import { HarveyError } from "../errors.ts";
 import { loadInquirer } from "../deps.ts";
 import type { Asker, Choice, Output } from "../types.ts";
 
+/** The message of the error a picker throws when the user presses Ctrl-C or Esc. */
+export const CANCELLED = "Cancelled";
+
 /** Reads one answer; undefined when the input has ended. */
 export type ReadAnswer = (prompt: string) => Promise<string | undefined>;
 
@@ -123,7 +126,7 @@ export class TerminalAsker implements Asker {
         err instanceof Error &&
         /ExitPromptError|force closed|cancel/i.test(`${err.name} ${err.message}`)
       ) {
-        throw new HarveyError("Cancelled");
+        throw new HarveyError(CANCELLED);
       }
       throw err;
     }

@@ -10,7 +10,8 @@ import { checkActiveLlamafile, startSessionLlamafile } from "../commands/llamafi
 import { hasSessionGguf, selectStartupGguf } from "../commands/llamacpp.ts";
 import { LocalModelSource, localSources } from "../commands/model_registry.ts";
 import { useCandidate } from "../commands/model.ts";
-import { describeError } from "../errors.ts";
+import { describeError, HarveyError } from "../errors.ts";
+import { CANCELLED } from "./asker.ts";
 import { discoverModels, findCandidate, type ModelCandidate } from "../llm/catalog.ts";
 import type { Output } from "../types.ts";
 import { which } from "../util/which.ts";
@@ -132,9 +133,16 @@ async function choose(
   }
   if (candidates.length === 1) return { candidate: candidates[0], save: false };
   if (!ask) return { candidate: candidates[0], save: false };
-  const picked = await agent.asker.pick(
-    "Several models are available:",
-    candidates.map((c) => ({ label: c.label, value: c })),
-  );
+  let picked;
+  try {
+    picked = await agent.asker.pick(
+      "Several models are available:",
+      candidates.map((c) => ({ label: c.label, value: c })),
+    );
+  } catch (err) {
+    // Ctrl-C at the picker: start without a backend rather than not at all.
+    if (err instanceof HarveyError && err.message === CANCELLED) return undefined;
+    throw err;
+  }
   return "value" in picked ? { candidate: picked.value, save: true } : undefined;
 }
