@@ -205,3 +205,25 @@ Deno.test("HARVEY.md: dynamic sections are expanded; no file gives the built-in 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the sample agents/harvey.yaml documents only keys Harvey knows, with valid values", async () => {
+  const text = await Deno.readTextFile(new URL("../agents/harvey.yaml", import.meta.url));
+  // Uncomment the documented settings (comment lines that hold a key or a list item).
+  const uncommented = text.split("\n")
+    .filter((l) => /^# ( *)([a-z_]+:|- |\.?[a-z]+:)/.test(l))
+    .map((l) => l.slice(2))
+    .join("\n");
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "harvey.yaml");
+    await Deno.writeTextFile(path, uncommented);
+    const [store, report] = await ConfigStore.load(path);
+    assert.deepEqual(report.warnings, []);
+    assert.equal(store.config.llamafile.models[0].name, "qwen-coding");
+    assert.equal(store.config.routes[0].api_key_env, "OPENAI_API_KEY");
+    assert.equal(store.config.run_timeout, 300_000);
+    assert.deepEqual(store.config.permissions[".env"], ["read"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
