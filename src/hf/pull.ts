@@ -257,6 +257,9 @@ async function withPartFile(job: Job): Promise<PullResult> {
     if (locked) await dropEmptyPart(job, file);
     throw err;
   } finally {
+    // Unlock before closing: a close can wait for an operation still holding the file, and
+    // the next pull (a resume right after Ctrl-C) must find the part unlocked.
+    if (locked) await file.unlock().catch(() => {});
     file.close();
   }
 }
