@@ -107,7 +107,10 @@ export function defaultSources(agent: Agent, flags: Flags): ModelSource[] {
         ? Promise.resolve([])
         : running.list(signal),
   };
-  const ollama = ollamaSource(agent.settings.ollamaUrl, timeoutMs);
+  const ollama = ollamaSource(agent.settings.ollamaUrl, {
+    timeoutMs,
+    numCtx: agent.config.config.ollama.num_ctx,
+  });
   return flags.llamafileUrl ? [server] : [ollama, server];
 }
 

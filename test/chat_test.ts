@@ -178,3 +178,49 @@ Deno.test("Ollama errors: unknown model and dropped stream", async () => {
     await fake.close();
   }
 });
+
+Deno.test("Ollama: Harvey sets num_ctx on every request and budgets against it", async (t) => {
+  const fake = await startFakeOllama({ models: ["small:latest"], contextLength: 2048 });
+  try {
+    await t.step(
+      "num_ctx is the configured size capped by the model's trained length",
+      async () => {
+        const s = await testSession({ flags: { ollama: fake.url }, selectBackend: true });
+        try {
+          assert.equal(s.agent.contextWindow, 2048);
+          assert.equal(await s.run("hello\n/status\n"), 0, s.err.text);
+          const chat = fake.requests.filter((r) => r.path === "/api/chat").at(-1)!;
+          assert.deepEqual((chat.body as { options?: unknown }).options, { num_ctx: 2048 });
+          assert.match(s.out.text, /Context: +2048 tokens/);
+        } finally {
+          await s.close();
+        }
+      },
+    );
+    await t.step(
+      "a smaller num_ctx in harvey.yaml wins, and a prompt that does not fit is not sent",
+      async () => {
+        const s = await testSession({
+          flags: { ollama: fake.url },
+          files: { "agents/harvey.yaml": "ollama:\n  num_ctx: 512\n" },
+          selectBackend: true,
+        });
+        try {
+          assert.equal(s.agent.contextWindow, 512);
+          const before = fake.requests.filter((r) => r.path === "/api/chat").length;
+          assert.equal(await s.run(`${"many words here ".repeat(300)}\n`), 1);
+          assert.match(s.err.text, /512/);
+          assert.equal(fake.requests.filter((r) => r.path === "/api/chat").length, before);
+        } finally {
+          await s.close();
+        }
+      },
+    );
+    await t.step("num_ctx 0 asks for the model's full length", async () => {
+      const client = new OllamaClient(fake.url, "small:latest", { numCtx: 0 });
+      assert.equal(await client.contextWindow(), 2048);
+    });
+  } finally {
+    await fake.close();
+  }
+});

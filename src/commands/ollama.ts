@@ -130,7 +130,12 @@ export const ollamaCommand: CommandSpec = {
           } (ollama pull ${name})`,
         );
       }
-      await agent.setClient(new OllamaClient(url, model, agent.config.config.request_timeout));
+      await agent.setClient(
+        new OllamaClient(url, model, {
+          timeoutMs: agent.config.config.request_timeout,
+          numCtx: agent.config.config.ollama.num_ctx,
+        }),
+      );
       out.write(`✓ Using model: ${model} (ollama)\n`);
     }
   },

@@ -33,7 +33,11 @@ export interface RouteEntry {
 /** Everything `agents/harvey.yaml` configures, with defaults filled in. */
 export interface HarveyConfig {
   model?: string;
-  ollama: { url: string };
+  ollama: {
+    url: string;
+    /** The context Harvey asks Ollama for (`num_ctx`), capped by the model's; 0 = the model's own. */
+    num_ctx: number;
+  };
   /** Timeout of one request to a local server in ms; 0 means none (slow hardware is real). */
   request_timeout: number;
   /** Timeout of one request to a cloud route in ms. */
@@ -88,7 +92,7 @@ export const DEFAULT_ALLOWED_COMMANDS = [
 /** A fresh configuration with every default. */
 export function defaultConfig(): HarveyConfig {
   return {
-    ollama: { url: "http://localhost:11434" },
+    ollama: { url: "http://localhost:11434", num_ctx: 8192 },
     request_timeout: 0,
     remote_timeout: 120_000,
     run_timeout: 300_000,
@@ -125,7 +129,7 @@ const SCHEMA: Field = {
   kind: "object",
   fields: {
     model: str,
-    ollama: { kind: "object", fields: { url: { kind: "url" } } },
+    ollama: { kind: "object", fields: { url: { kind: "url" }, num_ctx: { kind: "int", min: 0 } } },
     request_timeout: { kind: "duration" },
     remote_timeout: { kind: "duration" },
     run_timeout: { kind: "duration" },

@@ -17,27 +17,85 @@ interface OllamaChunk {
   prompt_eval_count?: number;
 }
 
-/** Talks to an Ollama server. */
+/** How an {@link OllamaClient} talks to its server. */
+export interface OllamaOptions {
+  /** One request's timeout in ms; 0 (the default) means none. */
+  timeoutMs?: number;
+  /**
+   * The context size to ask for (`options.num_ctx`), capped by the model's trained length;
+   * 0 asks for the model's full length. Default 8192.
+   */
+  numCtx?: number;
+}
+
+/**
+ * Talks to an Ollama server. Ollama silently cuts a prompt longer than its `num_ctx`, so
+ * Harvey sets `num_ctx` on every request and budgets against that same number.
+ */
 export class OllamaClient implements LLMClient {
   readonly name: string;
+  readonly timeoutMs: number;
   readonly #what: string;
+  readonly #numCtx: number;
+  #window?: Promise<number | undefined>;
 
-  /** `baseUrl` like `http://localhost:11434`; `timeoutMs` 0 means none. */
-  constructor(readonly baseUrl: string, readonly model: string, readonly timeoutMs = 0) {
+  /** `baseUrl` like `http://localhost:11434`. */
+  constructor(readonly baseUrl: string, readonly model: string, opts: OllamaOptions = {}) {
     this.name = `ollama:${model}`;
+    this.timeoutMs = opts.timeoutMs ?? 0;
+    this.#numCtx = opts.numCtx ?? 8192;
     this.#what = `Ollama at ${baseUrl}`;
+  }
+
+  /**
+   * The context window of every request: `num_ctx` capped by the model's trained length
+   * (`/api/show`). Undefined when neither is known.
+   */
+  contextWindow(): Promise<number | undefined> {
+    this.#window ??= this.#readWindow();
+    return this.#window;
+  }
+
+  async #readWindow(): Promise<number | undefined> {
+    const wanted = this.#numCtx > 0 ? this.#numCtx : undefined;
+    try {
+      const res = await fetch(`${this.baseUrl}/api/show`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: this.model }),
+        signal: AbortSignal.timeout(5_000),
+      });
+      if (!res.ok) {
+        await res.body?.cancel();
+        return wanted;
+      }
+      const info = ((await res.json()) as { model_info?: Record<string, unknown> }).model_info ??
+        {};
+      const arch = info["general.architecture"];
+      const trained = info[`${arch}.context_length`];
+      if (typeof trained !== "number" || trained <= 0) return wanted;
+      return wanted ? Math.min(wanted, trained) : trained;
+    } catch {
+      return wanted;
+    }
   }
 
   /** Streams a reply; stats come from the final `done` packet. */
   async chat(messages: Message[], opts: ChatOptions): Promise<ChatStats> {
     const started = performance.now();
+    const numCtx = await this.contextWindow();
     const t = withTimeout(opts.signal, this.timeoutMs, this.#what);
     let replyTokens = 0;
     try {
       const res = await fetch(`${this.baseUrl}/api/chat`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ model: this.model, messages, stream: true }),
+        body: JSON.stringify({
+          model: this.model,
+          messages,
+          stream: true,
+          ...(numCtx ? { options: { num_ctx: numCtx } } : {}),
+        }),
         signal: t.signal,
       });
       if (!res.ok || !res.body) throw await httpError(res, this.#what);

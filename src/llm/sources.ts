@@ -9,7 +9,10 @@ import { listOllamaModels, OllamaClient } from "./ollama.ts";
 import { OpenAICompatClient } from "./openai_compat.ts";
 
 /** Models of the Ollama server at `url`. */
-export function ollamaSource(url: string, timeoutMs: number): ModelSource {
+export function ollamaSource(
+  url: string,
+  opts: { timeoutMs: number; numCtx: number },
+): ModelSource {
   return {
     name: `Ollama at ${url}`,
     async list(signal) {
@@ -18,7 +21,7 @@ export function ollamaSource(url: string, timeoutMs: number): ModelSource {
         label: `${model} (ollama)`,
         model,
         source: "ollama",
-        connect: () => Promise.resolve(new OllamaClient(url, model, timeoutMs)),
+        connect: () => Promise.resolve(new OllamaClient(url, model, opts)),
       }));
     },
   };

@@ -98,7 +98,7 @@ export function createRouteClient(route: RouteEntry, opts: RouteClientOptions): 
           "agents/harvey.yaml, or reach a proxied Ollama as provider openai-compatible at URL/v1",
       );
     }
-    return new RedactingClient(new OllamaClient(url, route.model, timeoutMs), { label });
+    return new RedactingClient(new OllamaClient(url, route.model, { timeoutMs }), { label });
   }
   const apiKey = routeKey(route, opts.env);
   const remote = !isLoopback(url);
