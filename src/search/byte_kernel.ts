@@ -36,6 +36,8 @@
  * @module
  */
 
+import { I32, oneFunctionModule, op, V128 } from "../util/wasm.ts";
+
 /** Searches byte pairs in its own buffer (in place, SIMD) or in any other Uint8Array. */
 export interface PairFinder {
   /** A buffer searched in place; read files into it. */
@@ -96,26 +98,8 @@ function findJs(
   return -1;
 }
 
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
 function assemble(): Uint8Array<ArrayBuffer> {
-  const I32 = 0x7f, V128 = 0x7b;
-  const name = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
-  const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-  const get = (i: number) => [0x20, i];
-  const set = (i: number) => [0x21, i];
-  const tee = (i: number) => [0x22, i];
-  const i32 = (v: number) => [0x41, v & 0x7f]; // small constants only (-64 … 63)
-  const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
+  const { get, set, tee, i32, simd } = op;
   const v128Load = simd(0x00, 0, 0);
   const splat = simd(0x0f), eq = simd(0x23), and = simd(0x4e), bitmask = simd(0x64);
   const I32_ADD = 0x6a, I32_EQ = 0x46, I32_GT_U = 0x4b, I32_GE_U = 0x4f, I32_CTZ = 0x68;
@@ -139,15 +123,11 @@ function assemble(): Uint8Array<ArrayBuffer> {
     [...get(0), ...i32(1), I32_ADD, ...set(0), BR, 0, END, END],
     [...i32(-1), END],
   ].flat();
-  const locals = [2, 2, V128, 1, I32];
-  const body = [...locals, ...code];
-  const magicAndVersion = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-  return new Uint8Array([
-    ...magicAndVersion,
-    ...section(1, [1, 0x60, 5, I32, I32, I32, I32, I32, 1, I32]),
-    ...section(2, [1, ...name("env"), ...name("memory"), 0x02, 0x00, 1]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...name("find"), 0x00, 0]),
-    ...section(10, [1, ...uleb(body.length), ...body]),
-  ]);
+  return oneFunctionModule({
+    exportName: "find",
+    params: [I32, I32, I32, I32, I32],
+    results: [I32],
+    locals: [[2, V128], [1, I32]],
+    code,
+  });
 }

@@ -29,6 +29,8 @@
  * @module
  */
 
+import { F32, I32, oneFunctionModule, op, uleb, V128 } from "../util/wasm.ts";
+
 /** Writes `rows` dot products of the matrix at byte `matrix` with the query at byte `query`. */
 export type ScoresKernel = (
   matrix: number,
@@ -53,39 +55,8 @@ export function createScoresKernel(memory: WebAssembly.Memory): ScoresKernel {
   return instance.exports.scores as ScoresKernel;
 }
 
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
-}
-
 function assemble(): Uint8Array<ArrayBuffer> {
-  const I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
-  const name = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
-  const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-  const get = (i: number) => [0x20, i];
-  const set = (i: number) => [0x21, i];
-  const tee = (i: number) => [0x22, i];
-  const i32 = (v: number) => [0x41, ...sleb(v)];
-  const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
+  const { get, set, tee, i32, simd } = op;
   const v128Load = (offset: number) => simd(0x00, 4, ...uleb(offset));
   const v128Zero = simd(0x0c, ...new Array(16).fill(0));
   const f32x4Add = simd(0xe4);
@@ -123,15 +94,11 @@ function assemble(): Uint8Array<ArrayBuffer> {
     [...get(2), ...i32(1), I32_SUB, ...tee(2), BR_IF, 0], // next row while rows > 0
     [END, END, END],
   ].flat();
-  const locals = [3, 2, I32, 4, V128, 1, F32];
-  const body = [...locals, ...code];
-  const magicAndVersion = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-  return new Uint8Array([
-    ...magicAndVersion,
-    ...section(1, [1, 0x60, 5, I32, I32, I32, I32, I32, 0]),
-    ...section(2, [1, ...name("env"), ...name("memory"), 0x02, 0x00, 1]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...name("scores"), 0x00, 0]),
-    ...section(10, [1, ...uleb(body.length), ...body]),
-  ]);
+  return oneFunctionModule({
+    exportName: "scores",
+    params: [I32, I32, I32, I32, I32],
+    results: [],
+    locals: [[2, I32], [4, V128], [1, F32]],
+    code,
+  });
 }
