@@ -18,8 +18,11 @@ export interface TestSession {
   root: string;
   out: BufferOutput;
   err: BufferOutput;
-  /** Runs script lines through the headless runner; returns the exit status. */
-  run(script: string, opts?: { signal?: AbortSignal }): Promise<number>;
+  /**
+   * Runs script lines through the headless runner; returns the exit status. With `terminal`
+   * the lines run as on a terminal: spinner and redrawn progress lines.
+   */
+  run(script: string, opts?: { signal?: AbortSignal; terminal?: boolean }): Promise<number>;
   /** Shuts the agent down and removes the workspace. */
   close(): Promise<void>;
 }
@@ -70,7 +73,7 @@ export async function testSession(opts: {
       return await runScript(agent, source, {
         out,
         err,
-        spinner: false,
+        spinner: runOpts.terminal ?? false,
         color: false,
         signal: runOpts.signal,
       });

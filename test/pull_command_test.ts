@@ -91,3 +91,24 @@ Deno.test("harvey pull on the command line: file path on stdout, registration an
     await Deno.remove(models, { recursive: true });
   }
 });
+
+Deno.test("/pull on a terminal redraws one progress line; in a script it prints none", async () => {
+  const hf = await startFakeHf({ files: [{ repo: REPO, path: FILE, size: 3_000_000 }] });
+  const s = await testSession({ env: { HF_ENDPOINT: hf.url } });
+  try {
+    const script = `/pull ${REPO} ${FILE} --dir models\nn\n`;
+    assert.equal(await s.run(script, { terminal: true }), 0, s.err.text);
+    const bar = s.out.text.split("\r").at(-1) ?? "";
+    assert.match(bar, /100%/);
+    assert.match(bar, /2\.86 MiB/);
+    // A relative --dir is inside the workspace, not the process's folder.
+    assert.equal((await Deno.stat(join(s.root, "models", FILE))).size, 3_000_000);
+    await Deno.remove(join(s.root, "models"), { recursive: true });
+    const before = s.out.text.length;
+    assert.equal(await s.run(script), 0, s.err.text);
+    assert.doesNotMatch(s.out.text.slice(before), /\r/);
+  } finally {
+    await s.close();
+    await hf.close();
+  }
+});

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { basename } from "node:path";
+import { basename, resolve } from "node:path";
 import type { Agent } from "../agent.ts";
 import { UsageError } from "../errors.ts";
 import { pullFile, type PullResult } from "../hf/pull.ts";
@@ -87,7 +87,10 @@ export async function offerRegistration(
   return { registry, name };
 }
 
-/** Runs a pull for a session: destination defaults to the models folder. */
+/**
+ * Runs a pull for a session: destination defaults to the models folder; a relative `--dir` is
+ * inside the workspace, like every other path Harvey is given.
+ */
 export async function runPull(
   agent: Agent,
   args: PullArgs,
@@ -98,7 +101,9 @@ export async function runPull(
     repo: args.repo,
     file: args.file,
     revision: args.revision,
-    dir: args.dir ?? agent.settings.modelsDir,
+    dir: args.dir === undefined
+      ? agent.settings.modelsDir
+      : resolve(agent.workspace.root, args.dir),
     sha256: args.sha256,
     endpoint: agent.settings.hfEndpoint,
     token: agent.settings.hfToken,
@@ -115,7 +120,10 @@ export const pullCommand: CommandSpec = {
   summary: "Download a GGUF or llamafile from Hugging Face (resumable, verified)",
   async run(agent, args, out, ctx) {
     const parsed = parsePullArgs(args);
-    const result = await runPull(agent, parsed, out, { signal: ctx.signal });
+    const result = await runPull(agent, parsed, out, {
+      signal: ctx.signal,
+      isTerminal: ctx.terminal,
+    });
     const registered = await offerRegistration(result, {
       config: agent.config,
       asker: agent.asker,
@@ -128,7 +136,7 @@ export const pullCommand: CommandSpec = {
       agent.commands.get(registered.registry) &&
       await agent.asker.confirm(`Switch to ${registered.name} now?`)
     ) {
-      await agent.commands.dispatch(agent, `${command} use ${registered.name}`, out, ctx.signal);
+      await agent.commands.dispatch(agent, `${command} use ${registered.name}`, out, ctx);
     }
   },
 };

@@ -15,6 +15,8 @@ export interface CommandContext {
   signal?: AbortSignal;
   /** The raw text after the command name, for commands that take free text. */
   rest: string;
+  /** The output is a terminal where a line can be redrawn (progress bars). */
+  terminal?: boolean;
 }
 
 /** One slash command. */
@@ -63,7 +65,12 @@ export class CommandRegistry {
   }
 
   /** Runs a `/command args…` line. Unknown commands are a usage error. */
-  async dispatch(agent: Agent, line: string, out: Output, signal?: AbortSignal): Promise<void> {
+  async dispatch(
+    agent: Agent,
+    line: string,
+    out: Output,
+    ctx: { signal?: AbortSignal; terminal?: boolean } = {},
+  ): Promise<void> {
     const trimmed = line.trim();
     const m = /^\/(\S+)\s*(.*)$/s.exec(trimmed);
     if (!m) throw new UsageError(`Not a command: ${trimmed}`);
@@ -74,7 +81,7 @@ export class CommandRegistry {
       throw new UsageError(`Unknown command /${m[1]}${hint} (type /help for the list)`);
     }
     await spec.run(agent, spec.freeText ? splitText(m[2]) : splitArgs(m[2]), out, {
-      signal,
+      ...ctx,
       rest: m[2],
     });
   }

@@ -11,13 +11,15 @@ import { runPrompt, type TurnIO } from "./turn.ts";
 export async function handleLine(agent: Agent, line: string, io: TurnIO): Promise<void> {
   const text = line.trim();
   if (!text) return;
+  // The spinner is drawn only on a terminal, and so are the commands' redrawn lines.
+  const ctx = { signal: io.signal, terminal: io.spinner };
   if (text.startsWith("/")) {
-    await agent.commands.dispatch(agent, text, io.out, io.signal);
+    await agent.commands.dispatch(agent, text, io.out, ctx);
     return;
   }
   if (text.startsWith("!")) {
     if (!agent.commands.get("run")) throw new HarveyError("Shell commands are not available");
-    await agent.commands.dispatch(agent, `/run ${text.slice(1)}`, io.out, io.signal);
+    await agent.commands.dispatch(agent, `/run ${text.slice(1)}`, io.out, ctx);
     return;
   }
   if (text.startsWith("@")) {
