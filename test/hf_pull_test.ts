@@ -209,10 +209,11 @@ Deno.test("a part without its sidecar is not trusted", async () => {
   });
 });
 
-Deno.test("a large file, flushed to disk while it streams, resumes intact", async () => {
+Deno.test("a large file resumes intact and says when the last fsync is slow", async () => {
   await withFake({}, async (env) => {
     env.fake.behaviour.dropAt = 100 * 2 ** 20 + 17;
-    const r = await env.pull({ file: "big-F16.gguf", retries: 1 });
+    const r = await env.pull({ file: "big-F16.gguf", retries: 1, syncNoticeMs: 0 });
+    assert.match(env.out.text(), /Writing big-F16\.gguf to the disk…\nSaved /);
     assert.ok(r.resumedFrom > 64 * 2 ** 20);
     assert.equal(r.sha256, await env.fake.sha256(REPO, "big-F16.gguf"));
     assert.equal(r.verified, true);

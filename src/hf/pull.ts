@@ -8,7 +8,7 @@
  */
 
 import { createHash, type Hash } from "node:crypto";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { HarveyError } from "../errors.ts";
 import type { Output } from "../types.ts";
 import {
@@ -81,6 +81,8 @@ export interface PullOptions {
   retryDelayMs?: number;
   /** No data for this long counts as a dropped connection; default 60000 ms. */
   idleTimeoutMs?: number;
+  /** When the final fsync takes longer than this, a line says so; default 1000 ms, 0 always. */
+  syncNoticeMs?: number;
 }
 
 /** What a pull did. */
@@ -505,11 +507,19 @@ async function install(
         `${r.sha256}; the download was deleted and nothing was installed`,
     );
   }
+  // The only fsync of the pull: on a slow disk it can take a while after the bar shows 100%.
+  const noticeMs = job.opts.syncNoticeMs ?? 1000;
+  const sayWriting = () => job.say(`Writing ${basename(job.dest)} to the disk…`);
+  let notice: ReturnType<typeof setTimeout> | undefined;
+  if (noticeMs > 0) notice = setTimeout(sayWriting, noticeMs);
+  else sayWriting();
   try {
     await file.syncData();
     await Deno.rename(job.part, job.dest);
   } catch (err) {
     throw fsError(err, "save", job.dest);
+  } finally {
+    clearTimeout(notice);
   }
   await removeIfThere(job.side).catch(() => {});
   await syncFolder(dirname(job.dest));
