@@ -72,15 +72,19 @@ export async function run(): Promise<BenchResult[]> {
       await Deno.remove(join(dir, `raw-${FILE}`));
     }
     const rate = (ms: number) => SIZE / MIB / (ms / 1000);
+    /** A throughput row: `ms` against `baselineMs` for the same GiB. */
+    const versus = (name: string, ms: number, baselineMs: number): BenchResult => ({
+      name,
+      value: round1(rate(ms)),
+      unit: "MiB/s",
+      baseline: round1(rate(baselineMs)),
+      ratio: Math.round((rate(ms) / rate(baselineMs)) * 100) / 100,
+    });
     const ratio = rate(harveyBest) / rate(curlBest);
     const peakMb = peakKb / 1024;
     return [
       {
-        name: "pull 1 GiB, sha256 verified (Harvey vs curl -L -o)",
-        value: round1(rate(harveyBest)),
-        unit: "MiB/s",
-        baseline: round1(rate(curlBest)),
-        ratio: Math.round(ratio * 100) / 100,
+        ...versus("pull 1 GiB, sha256 verified (Harvey vs curl -L -o)", harveyBest, curlBest),
         target: "≥ 0.8× curl",
         pass: ratio >= 0.8,
       },
@@ -91,27 +95,17 @@ export async function run(): Promise<BenchResult[]> {
         target: "≤ 100 MB",
         pass: peakMb <= 100,
       },
-      {
-        name: "bare Deno fetch into a file, no hash (runtime floor, vs curl)",
-        value: round1(rate(rawBest)),
-        unit: "MiB/s",
-        baseline: round1(rate(curlBest)),
-        ratio: Math.round((rate(rawBest) / rate(curlBest)) * 100) / 100,
-      },
-      {
-        name: "bare fetch + sha256 + fsync: the required work, nothing else (vs curl)",
-        value: round1(rate(floorBest)),
-        unit: "MiB/s",
-        baseline: round1(rate(curlBest)),
-        ratio: Math.round((rate(floorBest) / rate(curlBest)) * 100) / 100,
-      },
-      {
-        name: "Harvey vs that floor (the cost of resuming, sidecar, progress)",
-        value: round1(rate(harveyBest)),
-        unit: "MiB/s",
-        baseline: round1(rate(floorBest)),
-        ratio: Math.round((rate(harveyBest) / rate(floorBest)) * 100) / 100,
-      },
+      versus("bare Deno fetch into a file, no hash (runtime floor, vs curl)", rawBest, curlBest),
+      versus(
+        "bare fetch + sha256 + fsync: the required work, nothing else (vs curl)",
+        floorBest,
+        curlBest,
+      ),
+      versus(
+        "Harvey vs that floor (the cost of resuming, sidecar, progress)",
+        harveyBest,
+        floorBest,
+      ),
       {
         name: "fake hub + cdn serving 1 GiB (curl to /dev/null)",
         value: round1(rate(serveMs)),
