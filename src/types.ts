@@ -4,10 +4,34 @@
  * @module
  */
 
+/** One call of a tool that a model asked for. */
+export interface ToolCall {
+  /** The id the backend gave the call (made up by Harvey when the backend gives none). */
+  id: string;
+  /** The tool's name, as the model wrote it (it may name no known tool). */
+  name: string;
+  /** The arguments as the JSON text the model wrote (it may not parse). */
+  arguments: string;
+}
+
 /** One message of a conversation, as sent to a model. */
 export interface Message {
   role: "system" | "user" | "assistant" | "tool";
   content: string;
+  /** An assistant message's tool calls, in the order the model made them. */
+  toolCalls?: ToolCall[];
+  /** A tool message: the id of the call it answers. */
+  toolCallId?: string;
+  /** A tool message: the name of the tool that answered. */
+  toolName?: string;
+}
+
+/** A tool the model may call: its name, what it does, and a JSON Schema of its arguments. */
+export interface ToolSpec {
+  name: string;
+  description: string;
+  /** A JSON Schema `object` with `properties` and `required`. */
+  parameters: Record<string, unknown>;
 }
 
 /** What one reply cost: token counts and timing. Zero where a backend does not report it. */
@@ -16,6 +40,19 @@ export interface ChatStats {
   replyTokens: number;
   elapsedMs: number;
   tokensPerSec: number;
+  /** Tokens of reasoning (`reasoning_content`, `<think>`), when the reply had any. */
+  reasoningTokens?: number;
+}
+
+/** What a reply was, besides its streamed text: why it ended, and the tools it called. */
+export interface ChatResult extends ChatStats {
+  /**
+   * Why the reply ended, as the backend said: `stop`, `length` (cut at `maxTokens` or the
+   * window), `tool_calls`; undefined when the backend does not say.
+   */
+  finishReason?: string;
+  /** Native tool calls of the reply, complete (their argument fragments joined). */
+  toolCalls?: ToolCall[];
 }
 
 /** Options for one chat request. */
@@ -24,6 +61,12 @@ export interface ChatOptions {
   signal?: AbortSignal;
   /** Called with each piece of the reply as it arrives. */
   onToken: (token: string) => void;
+  /** Called with each piece of reasoning as it arrives; it is not part of the reply. */
+  onReasoning?: (token: string) => void;
+  /** The most tokens the reply may have (`max_tokens`); unset lets the server decide. */
+  maxTokens?: number;
+  /** Tools offered to the model through the backend's native tool calling. */
+  tools?: ToolSpec[];
 }
 
 /** A model backend: Ollama, an OpenAI-compatible server, a one-shot CLI. */
@@ -33,7 +76,7 @@ export interface LLMClient {
   /** The model this client sends requests to. */
   readonly model: string;
   /** Streams a reply to `messages`, calling `onToken` as tokens arrive. */
-  chat(messages: Message[], opts: ChatOptions): Promise<ChatStats>;
+  chat(messages: Message[], opts: ChatOptions): Promise<ChatResult>;
   /** The models the backend offers. */
   models(): Promise<string[]>;
   /** The context size (`n_ctx`) the server really uses, when it can tell. */

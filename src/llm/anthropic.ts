@@ -18,7 +18,7 @@
  * @module
  */
 import { HarveyError } from "../errors.ts";
-import type { ChatOptions, ChatStats, LLMClient, Message } from "../types.ts";
+import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
 import { explainFetchError, httpError, withTimeout } from "./errors.ts";
 import { readLines } from "./ndjson.ts";
 
@@ -138,7 +138,7 @@ export class AnthropicClient implements LLMClient {
   }
 
   /** Streams a reply; prompt tokens come from `message_start`, reply tokens from `message_delta`. */
-  async chat(messages: Message[], opts: ChatOptions): Promise<ChatStats> {
+  async chat(messages: Message[], opts: ChatOptions): Promise<ChatResult> {
     const started = performance.now();
     const t = withTimeout(opts.signal, this.#opts.timeoutMs ?? 0, this.#what);
     const { system, messages: turns } = toAnthropicMessages(messages);

@@ -6,7 +6,7 @@
  * @module
  */
 import type { RunningServer } from "../runtime/server.ts";
-import type { ChatOptions, ChatStats, LLMClient, Message } from "../types.ts";
+import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
 import { OpenAICompatClient } from "./openai_compat.ts";
 
 /** How to start the server and talk to it. */
@@ -94,7 +94,7 @@ export class LazyServerClient implements LLMClient {
   }
 
   /** Starts the server when needed, then streams the reply. */
-  async chat(messages: Message[], opts: ChatOptions): Promise<ChatStats> {
+  async chat(messages: Message[], opts: ChatOptions): Promise<ChatResult> {
     const inner = await this.ensureStarted(opts.signal);
     return await inner.chat(messages, opts);
   }

@@ -11,7 +11,7 @@ import { HarveyError } from "../errors.ts";
 import { LogRing } from "../runtime/log_ring.ts";
 import { findOnPath, isExecutable, launch, signalProcess } from "../runtime/spawn.ts";
 import { childEnv } from "../security/child_env.ts";
-import type { ChatOptions, ChatStats, LLMClient, Message } from "../types.ts";
+import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
 import { estimateTextTokens, estimateTokens } from "./tokens.ts";
 
 /** The first llama.cpp build whose `llama-cli` is an interactive chat only. */
@@ -228,7 +228,7 @@ export class LlamaCliClient implements LLMClient {
   }
 
   /** Flattens the history, runs the program and streams its stdout token by token. */
-  async chat(messages: Message[], opts: ChatOptions): Promise<ChatStats> {
+  async chat(messages: Message[], opts: ChatOptions): Promise<ChatResult> {
     opts.signal?.throwIfAborted();
     const started = performance.now();
     const prompt = chatmlPrompt(messages);

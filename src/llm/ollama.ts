@@ -4,7 +4,7 @@
  * @module
  */
 import { HarveyError } from "../errors.ts";
-import type { ChatOptions, ChatStats, LLMClient, Message } from "../types.ts";
+import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
 import { explainFetchError, httpError, withTimeout } from "./errors.ts";
 import { readLines } from "./ndjson.ts";
 
@@ -81,7 +81,7 @@ export class OllamaClient implements LLMClient {
   }
 
   /** Streams a reply; stats come from the final `done` packet. */
-  async chat(messages: Message[], opts: ChatOptions): Promise<ChatStats> {
+  async chat(messages: Message[], opts: ChatOptions): Promise<ChatResult> {
     const started = performance.now();
     const numCtx = await this.contextWindow();
     const t = withTimeout(opts.signal, this.timeoutMs, this.#what);

@@ -5,7 +5,7 @@
  */
 import { loadOpenAI } from "../deps.ts";
 import { HarveyError } from "../errors.ts";
-import type { ChatOptions, ChatStats, LLMClient, Message } from "../types.ts";
+import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
 import { explainFetchError, httpError, withTimeout } from "./errors.ts";
 
 /** How to reach an OpenAI-compatible server. */
@@ -90,7 +90,7 @@ export class OpenAICompatClient implements LLMClient {
   }
 
   /** Streams a reply; usage is read from whichever chunk carries it. */
-  async chat(messages: Message[], opts: ChatOptions): Promise<ChatStats> {
+  async chat(messages: Message[], opts: ChatOptions): Promise<ChatResult> {
     const sdk = await this.#client();
     const started = performance.now();
     const t = withTimeout(opts.signal, this.#opts.timeoutMs ?? 0, this.#what);

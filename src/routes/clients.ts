@@ -13,7 +13,7 @@ import { AnthropicClient } from "../llm/anthropic.ts";
 import { TimeoutError } from "../llm/errors.ts";
 import { OllamaClient } from "../llm/ollama.ts";
 import { OpenAICompatClient } from "../llm/openai_compat.ts";
-import type { ChatOptions, ChatStats, LLMClient, Message } from "../types.ts";
+import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
 import { isLoopback, isProvider, PROVIDER_DEFAULTS } from "./providers.ts";
 
 /** The URL of a route: its own, else its provider's default (empty when neither). */
@@ -157,7 +157,7 @@ class RedactingClient implements LLMClient {
     return err instanceof TimeoutError ? new TimeoutError(text) : new HarveyError(text);
   }
 
-  async chat(messages: Message[], opts: ChatOptions): Promise<ChatStats> {
+  async chat(messages: Message[], opts: ChatOptions): Promise<ChatResult> {
     try {
       return await this.inner.chat(messages, opts);
     } catch (err) {
