@@ -1,41 +1,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { LineAsker } from "../src/repl/asker.ts";
 import { BufferOutput } from "../src/repl/output.ts";
 import { linesFromText } from "../src/repl/headless.ts";
-import { childEnv, testSession } from "./helpers.ts";
+import { testSession } from "./helpers.ts";
+import { harveyTask, runHarvey } from "./harvey_child.ts";
 
-const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
-const PERMS = [
-  "--no-prompt",
-  "--allow-read",
-  "--allow-write",
-  "--allow-net=127.0.0.1,localhost",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
-];
-
-async function harvey(
-  args: string[],
-  opts: { cwd: string; stdin?: string; perms?: string[] },
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...(opts.perms ?? PERMS), MAIN, ...args],
-    cwd: opts.cwd,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: childEnv({ NO_COLOR: "1", HOME: opts.cwd, OLLAMA_HOST: "127.0.0.1:9" }),
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(opts.stdin ?? ""));
-  await writer.close();
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+/** Harvey with the flags of `deno task harvey`, no Ollama reachable. */
+function harvey(args: string[], opts: { cwd: string; stdin?: string; flags?: string[] }) {
+  return runHarvey(args, { ...opts, env: { OLLAMA_HOST: "127.0.0.1:9" } });
 }
 
 Deno.test("command line: version, usage errors and exit statuses", async (t) => {
@@ -107,13 +81,13 @@ Deno.test("command line: version, usage errors and exit statuses", async (t) => 
       assert.match(r.stderr, /✗ No backend selected — connect one/);
     });
     await t.step("a refused permission names what was refused", async () => {
-      const perms = PERMS.filter((p) => p !== "--allow-write").concat(
+      const flags = harveyTask().flags.filter((p) => p !== "--allow-write").concat(
         `--allow-write=${join(dir, "agents")}`,
       );
       const r = await harvey(["--llamafile-url", fake.url, "--run", "-"], {
         cwd: dir,
         stdin: "/record start notes.md\n",
-        perms,
+        flags,
       });
       assert.equal(r.code, 1);
       assert.match(r.stderr, /Permission refused: write access to .*notes\.md.*--allow-write/);
