@@ -143,7 +143,7 @@ function windowless(inner: OpenAICompatClient): LLMClient {
 }
 
 Deno.test("without a known window nothing is refused and nothing is tokenized", async () => {
-  await withSession(64, async (s, fake) => {
+  await withSession(4096, async (s, fake) => {
     await s.agent.setClient(
       windowless(new OpenAICompatClient({ baseUrl: fake.url, model: "fake-model", label: "x" })),
     );

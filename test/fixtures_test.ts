@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { fakeEmbedding } from "./fixtures/fake_embed.ts";
 import { startFakeOllama } from "./fixtures/fake_ollama.ts";
-import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fake_openai.ts";
-import { splitTokens } from "./fixtures/fixture_common.ts";
+import { type FakeOpenAI, renderChat, startFakeOpenAI } from "./fixtures/fake_openai.ts";
+import { countTokens, splitTokens } from "./fixtures/fixture_common.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: incremental readers for the two streaming formats, as a client would write them.
@@ -146,7 +146,11 @@ Deno.test("fake OpenAI server answers like llama-server", async (t) => {
         const last = chunks.at(-1);
         assert.equal(last.choices[0].finish_reason, "stop");
         assert.deepEqual(last.choices[0].delta, {});
-        const promptTokens = splitTokens("Be brief.").length + splitTokens("Say hi!").length;
+        // The prompt is the chat template's rendering of both messages.
+        const promptTokens = countTokens(renderChat([
+          { role: "system", content: "Be brief." },
+          { role: "user", content: "Say hi!" },
+        ]));
         assert.deepEqual(last.usage, {
           prompt_tokens: promptTokens,
           completion_tokens: content.length,
@@ -172,7 +176,7 @@ Deno.test("fake OpenAI server answers like llama-server", async (t) => {
         content: "Hello from fake-model.",
       });
       assert.equal(body.choices[0].finish_reason, "stop");
-      assert.equal(body.usage.prompt_tokens, 1);
+      assert.equal(body.usage.prompt_tokens, countTokens("<|user|>\nhello\n<|assistant|>\n"));
       assert.equal(body.usage.completion_tokens, 8); // Hello, " ", from, " ", fake, -, model, .
     });
 
@@ -316,22 +320,31 @@ Deno.test("fake OpenAI server options", async (t) => {
     }
   });
 
-  await t.step("apiKey: requests without the right bearer token get 401", async () => {
+  await t.step("apiKey: 401 without the bearer token, except on the public endpoints", async () => {
     const fake = await startFakeOpenAI({ apiKey: "sekret" });
     try {
-      const none = await fetch(`${fake.url}/v1/models`);
+      // llama-server's middleware_validate_api_key leaves these open.
+      for (const path of ["/health", "/v1/health", "/v1/models", "/models"]) {
+        const open = await fetch(`${fake.url}${path}`);
+        assert.equal(open.status, 200, path);
+        await open.body?.cancel();
+      }
+      const none = await fetch(`${fake.url}/props`);
       assert.equal(none.status, 401);
-      assertOpenAIError(await none.json(), 401, "authentication_error");
-      const wrong = await fetch(`${fake.url}/v1/models`, {
+      assertOpenAIError(await none.json(), 401, "authentication_error", "Invalid API Key");
+      const tokenize = await postJSON(`${fake.url}/tokenize`, { content: "x" });
+      assert.equal(tokenize.status, 401);
+      await tokenize.body?.cancel();
+      const wrong = await fetch(`${fake.url}/props`, {
         headers: { authorization: "Bearer nope" },
       });
       assert.equal(wrong.status, 401);
       await wrong.body?.cancel();
-      const right = await fetch(`${fake.url}/v1/models`, {
+      const right = await fetch(`${fake.url}/props`, {
         headers: { authorization: "Bearer sekret" },
       });
       assert.equal(right.status, 200);
-      assert.equal((await right.json()).data[0].id, "fake-model");
+      assert.equal((await right.json()).default_generation_settings.n_ctx, 4096);
       assert.equal(fake.requests.at(-1)?.headers.authorization, "Bearer sekret");
     } finally {
       await fake.close();
@@ -418,6 +431,165 @@ Deno.test("fake OpenAI server options", async (t) => {
     const { items, error } = await reading;
     assert.ok(error instanceof TypeError);
     assert.deepEqual(items, []);
+  });
+});
+
+Deno.test("fake OpenAI server: llama-server's window, template, limits, reasoning and modes", async (t) => {
+  await t.step(
+    "the slot window: -c divided among -np slots, capped at the trained context",
+    async () => {
+      for (
+        const [opts, window, slots] of [
+          [{ nCtx: 8192, nCtxTrain: 2048 }, 2048, 1],
+          [{ nCtx: 8192, nCtxTrain: 8192, parallel: 2 }, 4096, 2],
+          [{ nCtx: 0, nCtxTrain: 3000 }, 3000, 1],
+        ] as const
+      ) {
+        const fake = await startFakeOpenAI(opts);
+        try {
+          const props: Json = await (await fetch(`${fake.url}/props`)).json();
+          assert.equal(props.default_generation_settings.n_ctx, window, JSON.stringify(opts));
+          assert.equal(props.total_slots, slots);
+        } finally {
+          await fake.close();
+        }
+      }
+    },
+  );
+
+  const fake = await startFakeOpenAI({ nCtx: 64, reply: () => "one two three four five" });
+  try {
+    const messages = [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi" }];
+    await t.step("/apply-template + /tokenize count exactly what the chat counts", async () => {
+      const { prompt }: Json = await (await postJSON(`${fake.url}/apply-template`, { messages }))
+        .json();
+      assert.equal(prompt, "<|system|>\nBe brief.\n<|user|>\nHi\n<|assistant|>\n");
+      const { tokens }: Json = await (await postJSON(`${fake.url}/tokenize`, { content: prompt }))
+        .json();
+      const body: Json = await (await postJSON(`${fake.url}/v1/chat/completions`, { messages }))
+        .json();
+      assert.equal(body.usage.prompt_tokens, tokens.length);
+    });
+
+    await t.step("a prompt of n_ctx tokens or more: 400 exceed_context_size_error", async () => {
+      const long = [{ role: "user", content: "w ".repeat(40) }];
+      const res = await postJSON(`${fake.url}/v1/chat/completions`, { messages: long });
+      assert.equal(res.status, 400);
+      const body: Json = await res.json();
+      assert.equal(body.error.type, "exceed_context_size_error");
+      assert.equal(body.error.n_ctx, 64);
+      assert.equal(body.error.n_prompt_tokens, countTokens(renderChat(long)));
+      assert.match(body.error.message, /exceeds the available context size \(64 tokens\)/);
+    });
+
+    await t.step("max_tokens cuts the reply with finish_reason length", async () => {
+      const { items } = await chatStream(fake, { max_tokens: 3 });
+      assert.equal(contentOf(items), "one two");
+      const last = JSON.parse(items.at(-2)!);
+      assert.equal(last.choices[0].finish_reason, "length");
+      assert.equal(last.usage.completion_tokens, 3);
+    });
+
+    await t.step("without a limit the reply runs until the window is full", async () => {
+      const used = countTokens(renderChat([{ role: "user", content: "x ".repeat(25) }]));
+      fake.script({ text: "z ".repeat(100) });
+      const { items } = await chatStream(fake, {
+        messages: [{ role: "user", content: "x ".repeat(25) }],
+      });
+      const last = JSON.parse(items.at(-2)!);
+      assert.equal(last.choices[0].finish_reason, "length");
+      assert.equal(last.usage.completion_tokens, 64 - used);
+    });
+
+    await t.step(
+      "endWithoutFinish ends cleanly with neither a finish chunk nor [DONE]",
+      async () => {
+        fake.script({ text: "alpha beta", endWithoutFinish: true });
+        const { items, error } = await chatStream(fake);
+        assert.equal(error, undefined);
+        assert.equal(contentOf(items), "alpha beta");
+        assert.ok(!items.includes("[DONE]"));
+        assert.ok(items.every((e) => JSON.parse(e).choices[0].finish_reason === null));
+      },
+    );
+  } finally {
+    await fake.close();
+  }
+
+  await t.step("reasoning: reasoning_content before the reply, or <think> in content", async () => {
+    const deepseek = await startFakeOpenAI({ reasoning: () => "let me think", reply: () => "42" });
+    const none = await startFakeOpenAI({
+      reasoning: () => "hmm",
+      reply: () => "42",
+      reasoningFormat: "none",
+    });
+    try {
+      const { items } = await chatStream(deepseek);
+      const deltas = items.slice(0, -1).map((e) => JSON.parse(e).choices[0].delta);
+      assert.equal(deltas.map((d) => d.reasoning_content ?? "").join(""), "let me think");
+      assert.equal(contentOf(items), "42");
+      assert.ok(
+        deltas.findIndex((d) => d.content) > deltas.findLastIndex((d) => d.reasoning_content),
+      );
+      assert.equal(contentOf((await chatStream(none)).items), "<think>hmm</think>42");
+    } finally {
+      await deepseek.close();
+      await none.close();
+    }
+  });
+
+  await t.step("router mode: n_ctx 0 in /props, the model's own with ?model=", async () => {
+    const router = await startFakeOpenAI({ routerModels: { small: 2048, big: 8192 } });
+    try {
+      const plain: Json = await (await fetch(`${router.url}/props`)).json();
+      assert.equal(plain.default_generation_settings.n_ctx, 0);
+      assert.equal(plain.role, "router");
+      const big: Json = await (await fetch(`${router.url}/props?model=big`)).json();
+      assert.equal(big.default_generation_settings.n_ctx, 8192);
+      const ids: Json = await (await fetch(`${router.url}/v1/models`)).json();
+      assert.deepEqual(ids.data.map((m: Json) => m.id), ["small", "big"]);
+      const missing = await postJSON(`${router.url}/tokenize`, { content: "a b" });
+      assert.equal(missing.status, 400);
+      assertOpenAIError(
+        await missing.json(),
+        400,
+        "invalid_request_error",
+        "model name is missing from the request",
+      );
+      const named: Json = await (await postJSON(`${router.url}/tokenize`, {
+        model: "small",
+        content: "a b",
+      })).json();
+      assert.equal(named.tokens.length, 3);
+      const chat = await postJSON(`${router.url}/v1/chat/completions`, {
+        messages: [{ role: "user", content: "x" }],
+      });
+      assert.equal(chat.status, 400);
+      await chat.body?.cancel();
+    } finally {
+      await router.close();
+    }
+  });
+
+  await t.step("--embeddings: chat answers 501; pooling none refuses embeddings", async () => {
+    const only = await startFakeOpenAI({ embeddingOnly: true });
+    const unpooled = await startFakeOpenAI({ pooling: "none" });
+    try {
+      const chat = await postJSON(`${only.url}/v1/chat/completions`, {
+        messages: [{ role: "user", content: "x" }],
+      });
+      assert.equal(chat.status, 501);
+      await chat.body?.cancel();
+      const ok = await postJSON(`${only.url}/v1/embeddings`, { input: "x" });
+      assert.equal(ok.status, 200);
+      await ok.body?.cancel();
+      const refused = await postJSON(`${unpooled.url}/v1/embeddings`, { input: "x" });
+      assert.equal(refused.status, 400);
+      assert.match((await refused.json()).error.message, /Pooling type 'none'/);
+    } finally {
+      await only.close();
+      await unpooled.close();
+    }
   });
 });
 
