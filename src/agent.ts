@@ -6,6 +6,7 @@
 import type { CommandRegistry } from "./commands/registry.ts";
 import type { ConfigStore } from "./config/store.ts";
 import type { Settings } from "./config/settings.ts";
+import type { TokenBudget } from "./llm/budget.ts";
 import { StatsWindow } from "./llm/stats.ts";
 import type { ModelSource } from "./llm/catalog.ts";
 import type { Recorder } from "./repl/recorder.ts";
@@ -30,7 +31,8 @@ export interface AgentOptions {
   supervisor: Supervisor;
 }
 
-const PINNED_LABEL = "[pinned context]";
+/** The label of the history message that holds the pinned context. */
+export const PINNED_LABEL = "[pinned context]";
 
 /** One session of Harvey. */
 export class Agent {
@@ -52,14 +54,10 @@ export class Agent {
   /** Rewrites a prompt before it is sent (RAG retrieval), when set. */
   augmentPrompt?: (prompt: string, err: Output, signal?: AbortSignal) => Promise<string>;
   /**
-   * Measures a request before it is sent and throws when it cannot fit the context window;
-   * returns the tokens used and the window, when known.
+   * Measures every request before it is sent (`src/llm/fit.ts` fits it into the window with
+   * it); unset, nothing is measured and nothing is refused.
    */
-  checkBudget?: (
-    messages: Message[],
-    client: LLMClient,
-    err: Output,
-  ) => Promise<{ used: number; window?: number }>;
+  budget?: TokenBudget;
   /**
    * Permission check of a workspace path (relative, "/"-separated) before it is read, written,
    * run or deleted; throws HarveyError when denied. Unset: everything inside the workspace.
@@ -95,9 +93,14 @@ export class Agent {
     return this.#client;
   }
 
-  /** The real context window of the current backend, when known. */
+  /** The real context window of the current backend, as it last reported it. */
   get contextWindow(): number | undefined {
     return this.#contextWindow;
+  }
+
+  /** Records the window `client` reported, when it is the current backend. */
+  rememberWindow(client: LLMClient, window: number | undefined): void {
+    if (client === this.#client) this.#contextWindow = window;
   }
 
   /**

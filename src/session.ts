@@ -13,7 +13,7 @@ import { loadSystemPrompt } from "./config/harvey_md.ts";
 import { type Flags, resolveSettings } from "./config/settings.ts";
 import { ConfigStore } from "./config/store.ts";
 import { HarveyError } from "./errors.ts";
-import { budgetHook } from "./llm/budget.ts";
+import { TokenBudget } from "./llm/budget.ts";
 import type { ModelSource } from "./llm/catalog.ts";
 import { ollamaSource, openaiServerSource } from "./llm/sources.ts";
 import { Supervisor } from "./runtime/supervisor.ts";
@@ -79,7 +79,7 @@ export async function createSession(opts: SessionOptions): Promise<Agent> {
     warn: opts.err,
   });
   agent.checkPath = pathGuard(agent);
-  agent.checkBudget = budgetHook(agent);
+  agent.budget = new TokenBudget();
   agent.augmentPrompt = ragAugmentHook(agent);
   agent.sources = defaultSources(agent, opts.flags);
   // Registered llamafiles and GGUF models; `--llamafile`/`--gguf` for this session only.

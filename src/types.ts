@@ -83,6 +83,16 @@ export interface LLMClient {
   contextWindow?(): Promise<number | undefined>;
   /** Counts the tokens of `text` with the server's own tokenizer, when it has one. */
   countTokens?(text: string): Promise<number | undefined>;
+  /**
+   * Counts a whole request as the server's chat template renders it (template tokens
+   * included), when the server can tell; undefined when it cannot.
+   */
+  countPrompt?(messages: Message[]): Promise<number | undefined>;
+  /**
+   * Gets ready for a request: a client whose server starts with the first message starts it
+   * here, so the window and the tokenizer measured before sending are the server's own.
+   */
+  prepare?(signal?: AbortSignal): Promise<void>;
   /** Stops whatever this client started. */
   close(): Promise<void>;
 }

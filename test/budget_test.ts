@@ -1,26 +1,36 @@
 /**
- * The token budget, through real sessions against the fake llama.cpp-style server: requests
- * are measured with its `/tokenize` against its `n_ctx` before they are sent.
+ * The token budget and auto-compaction, through real sessions against the fake llama.cpp-style
+ * server: requests are counted the way the server counts them (`/apply-template` +
+ * `/tokenize`), replies are bounded by the reserve, and a conversation that outgrows the
+ * window is summarized by the same model.
  */
 import assert from "node:assert/strict";
-import { SUMMARIZE_PROMPT } from "../src/commands/summarize.ts";
+import { SUMMARIZE_PROMPT, SUMMARY_LABEL } from "../src/commands/summarize.ts";
+import { fitRequest } from "../src/llm/fit.ts";
 import { PER_MESSAGE_OVERHEAD } from "../src/llm/tokens.ts";
 import { OpenAICompatClient } from "../src/llm/openai_compat.ts";
+import { BufferOutput } from "../src/repl/output.ts";
 import type { LLMClient, Message } from "../src/types.ts";
 import { countTokens } from "./fixtures/fixture_common.ts";
-import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fake_openai.ts";
+import {
+  type FakeOpenAI,
+  type FakeOpenAIOptions,
+  renderChat,
+  startFakeOpenAI,
+} from "./fixtures/fake_openai.ts";
 import { type TestSession, testSession } from "./helpers.ts";
 
 // A short system prompt keeps the numbers small: "Be brief." is 4 tokens for the fake.
-const FILES = { "HARVEY.md": "Be brief." };
+const SYSTEM = "Be brief.";
 
 async function withSession(
-  nCtx: number,
+  fakeOpts: FakeOpenAIOptions,
   fn: (s: TestSession, fake: FakeOpenAI) => Promise<void>,
+  yaml = "",
 ): Promise<void> {
-  const fake = await startFakeOpenAI({ nCtx, reply: () => "Sure." });
+  const fake = await startFakeOpenAI({ reply: () => "Sure.", ...fakeOpts });
   const s = await testSession({
-    files: FILES,
+    files: { "HARVEY.md": SYSTEM, ...(yaml ? { "agents/harvey.yaml": yaml } : {}) },
     flags: { llamafileUrl: fake.url },
     selectBackend: true,
   });
@@ -32,102 +42,148 @@ async function withSession(
   }
 }
 
-const chats = (fake: FakeOpenAI) => fake.requests.filter((r) => r.path === "/v1/chat/completions");
+interface ChatBody {
+  messages: Message[];
+  max_tokens?: number;
+}
+
+const chats = (fake: FakeOpenAI) =>
+  fake.requests.filter((r) => r.path === "/v1/chat/completions").map((r) => r.body as ChatBody);
 const tokenized = (fake: FakeOpenAI) =>
   fake.requests.filter((r) => r.path === "/tokenize").map((r) =>
     (r.body as { content: string }).content
   );
-/** What the budget counts for `messages` with the fake's tokenizer. */
-const tokensOf = (messages: Message[]) =>
-  messages.reduce((n, m) => n + countTokens(m.content) + PER_MESSAGE_OVERHEAD, 0);
+/** What the server counts for a request: its chat template's rendering, tokenized. */
+const exact = (messages: Message[]) => countTokens(renderChat(messages));
+const system: Message = { role: "system", content: SYSTEM };
+const user = (content: string): Message => ({ role: "user", content });
 
 const LONG_PROMPT = Array.from({ length: 60 }, (_, i) => `word${i}`).join(" ");
+const NO_COMPACT = "context:\n  auto_compact: false\n";
 
-Deno.test("a request that does not fit n_ctx is refused before it is sent", async () => {
+Deno.test("a request that does not fit n_ctx is refused before it is sent", async (t) => {
   // n_ctx 64: 32 tokens are kept for the reply, 32 are left for the request.
-  await withSession(64, async (s, fake) => {
-    assert.equal(s.agent.contextWindow, 64);
-    assert.equal(await s.run(`${LONG_PROMPT}\n`), 1);
-    assert.equal(chats(fake).length, 0, "no chat request reached the server");
-    assert.ok(tokenized(fake).includes(LONG_PROMPT), "the server's tokenizer measured it");
-    const used = tokensOf([{ role: "system", content: "Be brief." }, {
-      role: "user",
-      content: LONG_PROMPT,
-    }]);
-    assert.match(
-      s.err.text,
-      new RegExp(
-        `The request needs ${used} tokens but the context window of 64 leaves 32 after 32 ` +
-          "kept for the reply; it was not sent — /summarize",
-      ),
-    );
-    assert.equal(s.agent.history.length, 1, "the history is unchanged");
+  await t.step("counted as the server counts it, template included", async () => {
+    await withSession({ nCtx: 64 }, async (s, fake) => {
+      assert.equal(s.agent.contextWindow, 64);
+      assert.equal(await s.run(`${LONG_PROMPT}\n`), 1);
+      assert.equal(chats(fake).length, 0, "no chat request reached the server");
+      const used = exact([system, user(LONG_PROMPT)]);
+      assert.match(
+        s.err.text,
+        new RegExp(
+          `The request needs ${used} tokens but the context window of 64 leaves 32 after 32 ` +
+            "kept for the reply; it was not sent — shorten the prompt \\(there is no older turn",
+        ),
+      );
+      assert.equal(s.agent.history.length, 1, "the history is unchanged");
+      assert.equal(await s.run("hi\n"), 0, s.err.text);
+      assert.equal(chats(fake).length, 1, "a short prompt still goes through");
+    });
+  });
 
-    assert.equal(await s.run("hi\n"), 0, s.err.text);
-    assert.equal(chats(fake).length, 1, "a short prompt still goes through");
+  await t.step("the boundary is exact: 32 tokens go, 33 do not", async () => {
+    await withSession({ nCtx: 64 }, async (s, fake) => {
+      const fits = "a b c d!"; // 24 tokens of template and system prompt, 8 of prompt
+      assert.equal(exact([system, user(fits)]), 32);
+      assert.equal(await s.run(`${fits}\n`), 0, s.err.text);
+      assert.equal(chats(fake).at(-1)!.max_tokens, 32, "the reply may take the rest");
+      await s.run("/clear\n");
+      assert.equal(exact([system, user(`${fits}!`)]), 33);
+      assert.equal(await s.run(`${fits}!\n`), 1);
+      assert.match(s.err.text, /needs 33 tokens/);
+      assert.equal(chats(fake).length, 1);
+    }, NO_COMPACT);
+  });
+
+  await t.step("with auto-compaction off the refusal suggests /summarize", async () => {
+    await withSession({ nCtx: 64 }, async (s, fake) => {
+      assert.equal(await s.run(`${LONG_PROMPT}\n`), 1);
+      assert.match(s.err.text, /it was not sent — \/summarize \(or \/clear\) to make room/);
+      assert.equal(chats(fake).length, 0);
+    }, NO_COMPACT);
   });
 });
 
-Deno.test("at 80 % of the room for the request a warning suggests /summarize", async () => {
-  await withSession(64, async (s, fake) => {
+Deno.test("at 80 % of the room for the request a warning is printed", async () => {
+  await withSession({ nCtx: 64 }, async (s, fake) => {
     assert.equal(await s.run("hi\n"), 0, s.err.text);
     assert.doesNotMatch(s.err.text, /⚠ Context/);
     await s.run("/clear\n");
-    // 8 (system) + 15 + 4 = 27 of 32 tokens: 84 %.
-    const prompt = "a b c d e f g h";
-    assert.equal(countTokens(prompt), 15);
+    const prompt = "a b c";
+    const used = exact([system, user(prompt)]);
+    assert.ok(used >= 0.8 * 32 && used <= 32);
     assert.equal(await s.run(`${prompt}\n`), 0, s.err.text);
     assert.match(
       s.err.text,
-      /⚠ Context 84% full: 27 of 32 tokens \(window 64, 32 kept for the reply\) — \/summarize/,
+      new RegExp(
+        `⚠ Context ${Math.round((used / 32) * 100)}% full: ${used} of 32 tokens ` +
+          "\\(window 64, 32 kept for the reply\\) — the oldest turns are summarized when it is full",
+      ),
     );
     assert.equal(chats(fake).length, 2, "a warning does not stop the request");
     assert.match(s.err.text, /context \d+%/, "the stats line shows the share of the window");
   });
 });
 
-Deno.test("each turn tokenizes only the messages it has not counted yet", async () => {
-  await withSession(4096, async (s, fake) => {
-    assert.equal(await s.run("first question\nsecond question\nthird question\n"), 0, s.err.text);
-    const counted = tokenized(fake);
-    // Every distinct text once: the system prompt, three prompts, and "Sure." (three times in the history).
-    assert.deepEqual(counted.toSorted(), [
-      "Be brief.",
-      "Sure.",
-      "first question",
-      "second question",
-      "third question",
-    ]);
+Deno.test("every request carries max_tokens: the reserve, or context.reply_reserve", async (t) => {
+  await t.step("a fifth of the window by default", async () => {
+    await withSession({ nCtx: 4096 }, async (s, fake) => {
+      assert.equal(await s.run("hello\n"), 0, s.err.text);
+      assert.equal(chats(fake)[0].max_tokens, 820);
+    });
+  });
+  await t.step("a cut reply says so in one line and is kept", async () => {
+    const long = Array.from({ length: 80 }, (_, i) => `w${i}`).join(" ");
+    await withSession({ nCtx: 4096, reply: () => long }, async (s, fake) => {
+      assert.equal(await s.run("tell me everything\n"), 0, s.err.text);
+      assert.equal(chats(fake)[0].max_tokens, 100);
+      assert.match(
+        s.err.text,
+        /✂ The reply was cut at its limit of 100 tokens — say "continue" for the rest, or raise context\.reply_reserve/,
+      );
+      const kept = s.agent.history.at(-1)!;
+      assert.equal(kept.role, "assistant");
+      assert.equal(countTokens(kept.content), 100);
+    }, "context:\n  reply_reserve: 100\n");
   });
 });
 
-Deno.test("/status shows the measured history as a share of the real window", async () => {
-  await withSession(4096, async (s) => {
-    assert.equal(await s.run("hello there\n/status\n"), 0, s.err.text);
-    const used = tokensOf(s.agent.history);
-    const percent = Math.round((used / 4096) * 100);
-    assert.match(
-      s.out.text,
-      new RegExp(`History: +3 messages, ${used} tokens \\(${percent}% of the 4096-token window\\)`),
-    );
+Deno.test("with /apply-template a request is counted whole; without it, each text once", async (t) => {
+  await t.step("/status shows the exact count of the history", async () => {
+    await withSession({ nCtx: 4096 }, async (s) => {
+      assert.equal(await s.run("/status\n"), 0, s.err.text);
+      assert.match(s.out.text, /History: +1 message, /);
+      assert.equal(await s.run("hello there\n/status\n"), 0, s.err.text);
+      const used = exact(s.agent.history);
+      const percent = Math.round((used / 4096) * 100);
+      assert.match(
+        s.out.text,
+        new RegExp(
+          `History: +3 messages, ${used} tokens \\(${percent}% of the 4096-token window\\)`,
+        ),
+      );
+      assert.match(s.out.text, /Context: +4096 tokens \(n_ctx reported by the server\), 820 kept/);
+    });
   });
-});
-
-Deno.test("/summarize drops the oldest messages that do not fit and frees the context", async () => {
-  await withSession(600, async (s, fake) => {
-    // 600 - 256 kept for the reply = 344 tokens for the request.
-    const prompt = (i: number) => Array.from({ length: 40 }, (_, j) => `t${i}w${j}`).join(" ");
-    let turns = 0;
-    while (turns < 10 && await s.run(`${prompt(turns)}\n`) === 0) turns++;
-    assert.ok(turns >= 1 && turns < 10, `the history grew past the window after ${turns} turns`);
-    assert.match(s.err.text, /it was not sent — \/summarize/);
-    assert.equal(await s.run("/summarize\n"), 0, s.err.text);
-    assert.match(s.out.text, /summarizing its last \d+ of \d+ messages/);
-    const last = chats(fake).at(-1)!.body as { messages: Message[] };
-    assert.equal(last.messages.at(-1)!.content, SUMMARIZE_PROMPT);
-    assert.ok(tokensOf(last.messages) <= 344, "the summary request itself fits");
-    assert.equal(s.agent.history.length, 2, "the system prompt and the summary");
-    assert.equal(await s.run("hi\n"), 0, s.err.text);
+  await t.step("a server without /apply-template: each text is tokenized once", async () => {
+    await withSession({ nCtx: 4096, applyTemplate: false }, async (s, fake) => {
+      assert.equal(await s.run("first question\nsecond question\nthird question\n"), 0);
+      // Every distinct text once: the system prompt, three prompts, and "Sure.".
+      assert.deepEqual(tokenized(fake).toSorted(), [
+        "Be brief.",
+        "Sure.",
+        "first question",
+        "second question",
+        "third question",
+      ]);
+      // The guessed overhead is used: the refusal's count is the per-message sum.
+      await s.run("/clear\n");
+      assert.equal(await s.run(`${"x ".repeat(1700)}\n`), 1);
+      const used = countTokens(SYSTEM) + countTokens("x ".repeat(1700).trim()) +
+        2 * PER_MESSAGE_OVERHEAD;
+      assert.match(s.err.text, new RegExp(`needs ${used} tokens`));
+    });
   });
 });
 
@@ -143,14 +199,148 @@ function windowless(inner: OpenAICompatClient): LLMClient {
 }
 
 Deno.test("without a known window nothing is refused and nothing is tokenized", async () => {
-  await withSession(4096, async (s, fake) => {
+  await withSession({ nCtx: 4096 }, async (s, fake) => {
     await s.agent.setClient(
       windowless(new OpenAICompatClient({ baseUrl: fake.url, model: "fake-model", label: "x" })),
     );
     assert.equal(s.agent.contextWindow, undefined);
     assert.equal(await s.run(`${LONG_PROMPT}\n`), 0, s.err.text);
     assert.equal(chats(fake).length, 1);
+    assert.equal(chats(fake)[0].max_tokens, undefined, "no reserve is set, none is sent");
     assert.deepEqual(tokenized(fake), []);
     assert.doesNotMatch(s.err.text, /context \d+%|⚠/);
+  });
+});
+
+/** The fake's reply: a short summary when asked for one, else "Sure.". */
+const summarizing = (messages: { content: string }[]) =>
+  messages.at(-1)!.content.startsWith(SUMMARIZE_PROMPT) ? "- earlier turns, summarized" : "Sure.";
+
+/** A prompt of about `n` tokens for the fake, unique per `tag`. */
+const prompt = (tag: string, n: number) =>
+  Array.from({ length: Math.ceil(n / 2) }, (_, j) => `${tag}w${j}`).join(" ");
+
+Deno.test("a conversation that outgrows a 2048-token window compacts itself", async () => {
+  await withSession({ nCtx: 2048, reply: summarizing }, async (s, fake) => {
+    // 2048 - 410 kept for the reply = 1638 for the request; each turn adds about 400.
+    for (let i = 0; i < 3; i++) assert.equal(await s.run(`${prompt(`t${i}`, 400)}\n`), 0);
+    assert.doesNotMatch(s.err.text, /⟳/);
+    const before = chats(fake).length;
+    assert.equal(await s.run(`${prompt("t3", 400)}\n`), 0, s.err.text);
+    assert.match(
+      s.err.text,
+      /⟳ The conversation did not fit the 2048-token window: its oldest 4 messages were summarized by fake-model \(\d+ → \d+ tokens, 1 request\); the last 3 messages are kept as they were\n/,
+    );
+    const sent = chats(fake).slice(before);
+    assert.equal(sent.length, 2, "one summarizing request, then the turn itself");
+    for (const body of sent) {
+      assert.ok(exact(body.messages) + body.max_tokens! <= 2048, "each request fits the window");
+    }
+    assert.ok(sent[0].messages.at(-1)!.content.includes(prompt("t0", 400)));
+    // The history: system prompt, summary, turn 3 word for word, and this turn.
+    assert.deepEqual(s.agent.history.map((m) => m.content), [
+      SYSTEM,
+      `${SUMMARY_LABEL}\n\n- earlier turns, summarized`,
+      prompt("t2", 400),
+      "Sure.",
+      prompt("t3", 400),
+      "Sure.",
+    ]);
+    assert.deepEqual(sent[1].messages.map((m) => m.content), [
+      SYSTEM,
+      `${SUMMARY_LABEL}\n\n- earlier turns, summarized`,
+      prompt("t2", 400),
+      "Sure.",
+      prompt("t3", 400),
+    ]);
+    // The next turn goes on from the compacted history without compacting again.
+    assert.equal(await s.run("and now?\n"), 0, s.err.text);
+    assert.equal(s.err.text.match(/⟳/g)?.length, 1);
+  });
+});
+
+Deno.test("with auto-compaction off the history grows until the refusal", async () => {
+  await withSession({ nCtx: 2048, reply: summarizing }, async (s, fake) => {
+    let turns = 0;
+    while (turns < 10 && await s.run(`${prompt(`t${turns}`, 400)}\n`) === 0) turns++;
+    assert.equal(turns, 3);
+    assert.match(s.err.text, /it was not sent — \/summarize \(or \/clear\)/);
+    assert.doesNotMatch(s.err.text, /⟳/);
+    assert.equal(chats(fake).length, 3);
+  }, NO_COMPACT);
+});
+
+Deno.test("/summarize summarizes a conversation larger than the window, in parts", async () => {
+  await withSession({ nCtx: 1024, reply: () => "- notes" }, async (s, fake) => {
+    for (let i = 0; i < 8; i++) {
+      s.agent.history.push(user(prompt(`h${i}`, 300)), { role: "assistant", content: "ok" });
+    }
+    assert.ok(exact(s.agent.history) > 2 * 1024);
+    assert.equal(await s.run("/summarize\n"), 0, s.err.text);
+    const sent = chats(fake);
+    assert.ok(sent.length >= 3, `summarized in ${sent.length} requests`);
+    for (const body of sent) {
+      assert.ok(exact(body.messages) + body.max_tokens! <= 1024, "each request fits the window");
+      assert.ok(body.messages.at(-1)!.content.startsWith(SUMMARIZE_PROMPT));
+    }
+    assert.match(sent[1].messages.at(-1)!.content, /before this part:\n\n- notes/);
+    const all = sent.map((b) => b.messages.at(-1)!.content).join("\n");
+    for (let i = 0; i < 8; i++) assert.ok(all.includes(prompt(`h${i}`, 300)), `message ${i}`);
+    assert.match(s.out.text, /✓ 16 messages replaced by the summary \(pinned context kept\)/);
+    assert.deepEqual(s.agent.history.map((m) => m.content), [
+      SYSTEM,
+      `${SUMMARY_LABEL}\n\n- notes`,
+    ]);
+    assert.equal(await s.run("hi\n"), 0, s.err.text);
+  });
+});
+
+Deno.test("compaction keeps a tool call with its result, and counts the call", async () => {
+  await withSession({ nCtx: 2048, reply: summarizing }, async (s, fake) => {
+    const call = { id: "call_1", name: "read_file", arguments: '{"path":"src/app.ts"}' };
+    s.agent.history.push(
+      user(prompt("a", 500)),
+      { role: "assistant", content: "", toolCalls: [call] },
+      { role: "tool", content: prompt("file", 300), toolCallId: "call_1", toolName: "read_file" },
+      { role: "assistant", content: "Read it." },
+      user(prompt("b", 500)),
+      { role: "assistant", content: "Fine." },
+    );
+    const budget = s.agent.budget!;
+    const client = s.agent.client!;
+    const withCall = await budget.measure(s.agent.history, client);
+    const bare = s.agent.history.map((m) => ({ role: m.role, content: m.content }));
+    assert.ok(withCall > await budget.measure(bare, client), "the call's JSON is counted");
+    const err = new BufferOutput();
+    const fitted = await fitRequest(s.agent, client, [...s.agent.history, user(prompt("c", 500))], {
+      err,
+    });
+    assert.ok(fitted.compacted, err.text);
+    const summarized = chats(fake)[0].messages.at(-1)!.content;
+    assert.match(summarized, /called read_file\(\{"path":"src\/app.ts"\}\)/);
+    assert.match(summarized, /### Tool result \(read_file\)\n/);
+    assert.ok(summarized.includes(prompt("file", 300)), "the result went with its call");
+    assert.deepEqual(fitted.messages.map((m) => m.role), [
+      "system",
+      "user",
+      "user",
+      "assistant",
+      "user",
+    ]);
+    assert.ok(fitted.messages.every((m) => m.role !== "tool" && !m.toolCalls));
+  });
+});
+
+Deno.test("after compaction the reply gets the room that is left when it is less than the reserve", async () => {
+  await withSession({ nCtx: 2048, reply: summarizing }, async (s) => {
+    s.agent.history.push(user(prompt("old", 600)), { role: "assistant", content: "ok" });
+    const err = new BufferOutput();
+    const big = user(prompt("now", 1700));
+    const fitted = await fitRequest(s.agent, s.agent.client!, [...s.agent.history, big], { err });
+    assert.ok(fitted.compacted, err.text);
+    assert.equal(fitted.used, exact(fitted.messages));
+    assert.equal(fitted.maxTokens, 2048 - fitted.used);
+    assert.ok(fitted.maxTokens! < 410 && fitted.maxTokens! >= 64);
+    assert.equal(fitted.messages.at(-1), big);
   });
 });

@@ -3,7 +3,7 @@ import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { startFakeOllama } from "./fixtures/fake_ollama.ts";
 import { OpenAICompatClient } from "../src/llm/openai_compat.ts";
 import { OllamaClient } from "../src/llm/ollama.ts";
-import { INTERRUPTED_MARK } from "../src/repl/turn.ts";
+import { CUT_OFF_MARK, INTERRUPTED_MARK } from "../src/repl/turn.ts";
 import { testSession } from "./helpers.ts";
 
 const REPLY = "The quick brown fox jumps over the lazy dog.";
@@ -119,27 +119,199 @@ Deno.test("server failures give one clear line and the session goes on", async (
   const fake = await startFakeOpenAI({ reply: () => "fine reply here" });
   const s = await testSession({ flags: { llamafileUrl: fake.url }, selectBackend: true });
   try {
-    const cases = [
+    const before = [
       [{ status: 500, message: "boom" }, /answered 500: boom/],
-      [{ dropAfterTokens: 2 }, /closed the connection in the middle of the reply/],
-      [{ malformedAfterTokens: 1 }, /malformed chunk/],
       [{ status: 503, message: "Loading model" }, /still loading/],
     ] as const;
-    for (const [reply, pattern] of cases) {
-      await t.step(JSON.stringify(reply), async () => {
+    for (const [reply, pattern] of before) {
+      await t.step(`before any token: ${JSON.stringify(reply)}`, async () => {
         s.err.text = "";
-        const before = s.agent.history.length;
+        const history = s.agent.history.length;
         fake.script(reply);
         assert.equal(await s.run("hello"), 1);
         const lines = s.err.text.trim().split("\n");
         assert.equal(lines.length, 1, s.err.text);
         assert.match(lines[0], pattern);
-        assert.equal(s.agent.history.length, before, "a failed turn leaves the history as it was");
+        assert.equal(s.agent.history.length, history, "a failed turn leaves the history as it was");
+        assert.equal(await s.run("hello"), 0);
+      });
+    }
+    // A reply the server stops sending is an error, and what came is kept, marked.
+    const during = [
+      [{ dropAfterTokens: 2 }, /closed the connection in the middle of the reply/],
+      [{ malformedAfterTokens: 1 }, /malformed chunk/],
+      [{ endWithoutFinish: true }, /ended the reply without finishing it \(no finish reason\)/],
+    ] as const;
+    for (const [reply, pattern] of during) {
+      await t.step(`in the middle: ${JSON.stringify(reply)}`, async () => {
+        s.err.text = "";
+        const history = s.agent.history.length;
+        fake.script(reply);
+        assert.equal(await s.run("hello"), 1);
+        const lines = s.err.text.trim().split("\n");
+        assert.equal(lines.length, 1, s.err.text);
+        assert.match(lines[0], pattern);
+        assert.equal(s.agent.history.length, history + 2);
+        const kept = s.agent.history.at(-1)!;
+        assert.match(kept.content, /^fine/);
+        assert.ok(kept.content.endsWith(`\n${CUT_OFF_MARK}`), kept.content);
         assert.equal(await s.run("hello"), 0);
       });
     }
   } finally {
     await s.close();
+    await fake.close();
+  }
+});
+
+Deno.test("a server killed in the middle of a reply: one line, the partial reply kept", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      new URL("./fixtures/fake_openai.ts", import.meta.url).pathname,
+      "--port",
+      "0",
+      "--token-delay-ms",
+      "30",
+      "--reply",
+      "one two three four five six seven eight nine ten",
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let banner = "";
+  while (!banner.includes("\n")) banner += (await reader.read()).value ?? "";
+  const url = /listening on (\S+)/.exec(banner)![1];
+  const s = await testSession({ flags: { llamafileUrl: url }, selectBackend: true });
+  try {
+    const client = s.agent.client!;
+    const original = client.chat.bind(client);
+    client.chat = (messages, opts) =>
+      original(messages, {
+        ...opts,
+        onToken(tok) {
+          opts.onToken(tok);
+          if (tok.includes("three")) child.kill("SIGKILL");
+        },
+      });
+    s.err.text = "";
+    assert.equal(await s.run("count please"), 1);
+    const lines = s.err.text.trim().split("\n");
+    assert.equal(lines.length, 1, s.err.text);
+    assert.match(lines[0], /closed the connection in the middle of the reply|without finishing/);
+    const kept = s.agent.history.at(-1)!;
+    assert.match(kept.content, /^one two three/);
+    assert.doesNotMatch(kept.content, /ten/);
+    assert.ok(kept.content.endsWith(CUT_OFF_MARK));
+  } finally {
+    await s.close();
+    await reader.cancel().catch(() => {});
+    await child.status;
+  }
+});
+
+Deno.test("Ctrl-C before the first token: said so, nothing added", async () => {
+  const fake = await startFakeOpenAI();
+  const s = await testSession({ flags: { llamafileUrl: fake.url }, selectBackend: true });
+  try {
+    fake.script({ firstTokenDelayMs: 60_000 });
+    const controller = new AbortController();
+    const running = s.run("hello", { signal: controller.signal });
+    while (!fake.requests.some((r) => r.path === "/v1/chat/completions")) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    controller.abort();
+    assert.equal(await running, 0);
+    assert.match(s.err.text, /⏹ Interrupted before the reply began; nothing was added/);
+    assert.doesNotMatch(s.err.text, /partial reply is kept/);
+    assert.equal(s.agent.history.length, 1);
+  } finally {
+    await s.close();
+    await fake.close();
+  }
+});
+
+Deno.test("tok/s is the generation rate, without the wait for the first token", async () => {
+  const fake = await startFakeOpenAI({ usage: "none", reply: () => "a b c d e f g h i j" });
+  try {
+    const client = new OpenAICompatClient({ baseUrl: fake.url, model: "m", label: "x" });
+    fake.script({ firstTokenDelayMs: 600 });
+    const stats = await client.chat([{ role: "user", content: "hi" }], { onToken() {} });
+    const overall = stats.replyTokens / (stats.elapsedMs / 1000);
+    assert.ok(stats.elapsedMs >= 600);
+    assert.ok(
+      stats.tokensPerSec > 2 * overall,
+      `${stats.tokensPerSec} tok/s should not count the ${stats.elapsedMs} ms wait`,
+    );
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("reasoning is shown dimmed, kept out of the history and counted apart", async (t) => {
+  for (const format of ["deepseek", "none"] as const) {
+    await t.step(format === "none" ? "<think> in the content" : "reasoning_content", async () => {
+      const fake = await startFakeOpenAI({
+        reasoning: () => "first I add two and two",
+        reply: () => "It is 4.",
+        reasoningFormat: format,
+      });
+      const s = await testSession({ flags: { llamafileUrl: fake.url }, selectBackend: true });
+      try {
+        assert.equal(await s.run("what is 2+2?\n"), 0, s.err.text);
+        assert.equal(s.out.text.trim().split("\n").at(-1), "It is 4.");
+        assert.doesNotMatch(s.out.text, /add two|think>/);
+        assert.match(s.err.text, /first I add two and two\n/);
+        assert.match(s.err.text, /\d+ tokens \(\d+ reasoning\) · /);
+        assert.deepEqual(s.agent.history.at(-1), { role: "assistant", content: "It is 4." });
+        assert.equal(await s.run("and 3+3?\n"), 0, s.err.text);
+        const sent = fake.requests.filter((r) => r.path === "/v1/chat/completions").at(-1)!
+          .body as { messages: { content: string }[] };
+        assert.ok(sent.messages.every((m) => !m.content.includes("add two")));
+      } finally {
+        await s.close();
+        await fake.close();
+      }
+    });
+  }
+  await t.step("a reply of reasoning only says so and stores nothing", async () => {
+    const fake = await startFakeOpenAI({ reasoning: () => "hmm let me see", reply: () => "" });
+    const s = await testSession({ flags: { llamafileUrl: fake.url }, selectBackend: true });
+    try {
+      assert.equal(await s.run("hard question\n"), 0, s.err.text);
+      assert.match(
+        s.err.text,
+        /⚠ The model only reasoned \(\d+ tokens\) and gave no answer; nothing was added to the history — ask again/,
+      );
+      assert.equal(s.agent.history.length, 1);
+    } finally {
+      await s.close();
+      await fake.close();
+    }
+  });
+});
+
+Deno.test("Ollama: num_predict, done_reason length and thinking", async () => {
+  const fake = await startFakeOllama({ models: ["r1:latest"], reply: () => "one two three" });
+  try {
+    const client = new OllamaClient(fake.url, "r1:latest");
+    fake.script({ reasoning: "think think" });
+    let text = "";
+    let thought = "";
+    const stats = await client.chat([{ role: "user", content: "x" }], {
+      maxTokens: 5,
+      onToken: (t) => text += t,
+      onReasoning: (t) => thought += t,
+    });
+    assert.equal(thought, "think think");
+    assert.equal(text, "one ", "5 pieces: think, ' ', think, then the reply's first two");
+    assert.equal(stats.finishReason, "length");
+    assert.equal(stats.reasoningTokens, 3);
+    const chat = fake.requests.filter((r) => r.path === "/api/chat").at(-1)!;
+    assert.equal((chat.body as { options: { num_predict: number } }).options.num_predict, 5);
+  } finally {
     await fake.close();
   }
 });
@@ -190,7 +362,10 @@ Deno.test("Ollama: Harvey sets num_ctx on every request and budgets against it",
           assert.equal(s.agent.contextWindow, 2048);
           assert.equal(await s.run("hello\n/status\n"), 0, s.err.text);
           const chat = fake.requests.filter((r) => r.path === "/api/chat").at(-1)!;
-          assert.deepEqual((chat.body as { options?: unknown }).options, { num_ctx: 2048 });
+          assert.deepEqual((chat.body as { options?: unknown }).options, {
+            num_ctx: 2048,
+            num_predict: 410,
+          });
           assert.match(s.out.text, /Context: +2048 tokens/);
         } finally {
           await s.close();

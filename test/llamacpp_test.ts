@@ -241,7 +241,7 @@ Deno.test("without llama-server, every turn runs llama-cli once, said once", asy
         "-c",
         "8192",
         "-n",
-        "2048",
+        "1639", // the reply reserve of an 8192-token window
         "-no-cnv",
         "--no-display-prompt",
       ]);

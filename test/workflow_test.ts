@@ -138,7 +138,7 @@ Deno.test("/context pins text that survives /clear and /summarize", async () => 
     assert.equal(bodies.length, 4);
     // After /clear: the system prompt, the pinned context, the new prompt.
     assert.deepEqual(bodies[1].messages.map((m) => m.content).slice(1), [pinned, "how are you"]);
-    assert.equal(bodies[2].messages.at(-1)!.content, SUMMARIZE_PROMPT);
+    assert.ok(bodies[2].messages.at(-1)!.content.startsWith(SUMMARIZE_PROMPT));
     // After /summarize: the system prompt, the pinned context, the summary, the new prompt.
     assert.deepEqual(bodies[3].messages.map((m) => m.content).slice(1), [
       pinned,

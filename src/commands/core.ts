@@ -5,7 +5,7 @@
  */
 import type { Agent } from "../agent.ts";
 import { UsageError } from "../errors.ts";
-import { BudgetError } from "../llm/budget.ts";
+import { replyReserve } from "../llm/budget.ts";
 import { estimateTokens } from "../llm/tokens.ts";
 import type { CommandSpec } from "./registry.ts";
 
@@ -51,10 +51,16 @@ export function statusLines(agent: Agent, usage?: { used: number; window?: numbe
     ? ` (${Math.round((tokens / window) * 100)}% of the ${window}-token window)`
     : "";
   const client = agent.client;
+  const reserve = window
+    ? `, ${replyReserve(window, agent.config.config.context.reply_reserve)} kept for each reply`
+    : "";
+  const n = agent.history.length;
   return [
     `Backend:   ${client ? client.name : "none — /model, /ollama start or /llamafile add"}`,
-    `Context:   ${window ? `${window} tokens (n_ctx reported by the server)` : "unknown"}`,
-    `History:   ${agent.history.length} messages, ${
+    `Context:   ${
+      window ? `${window} tokens (n_ctx reported by the server)${reserve}` : "unknown"
+    }`,
+    `History:   ${n} message${n === 1 ? "" : "s"}, ${
       usage?.window ? "" : "~"
     }${tokens} tokens${use}`,
     `Pinned:    ${agent.pinned ? `${agent.pinned.length} characters` : "none"}`,
@@ -63,15 +69,21 @@ export function statusLines(agent: Agent, usage?: { used: number; window?: numbe
   ];
 }
 
-/** The history measured by the token budget (no warning printed), when there is a backend. */
+/**
+ * The history measured by the token budget against the backend's window, when the backend
+ * tells its window (a server that starts with the first message is not started for this).
+ */
 async function measuredHistory(
   agent: Agent,
 ): Promise<{ used: number; window?: number } | undefined> {
-  if (!agent.client || !agent.checkBudget) return undefined;
+  const client = agent.client;
+  if (!client || !agent.budget) return undefined;
   try {
-    return await agent.checkBudget(agent.history, agent.client, { write() {} });
-  } catch (err) {
-    if (err instanceof BudgetError) return { used: err.used, window: err.window };
+    const window = await client.contextWindow?.();
+    agent.rememberWindow(client, window);
+    if (!window) return undefined;
+    return { used: await agent.budget.measure(agent.history, client), window };
+  } catch {
     return undefined;
   }
 }

@@ -28,6 +28,23 @@ export interface RouteEntry {
   model: string;
   api_key_env: string;
   enabled: boolean;
+  /** The route's context window in tokens, when its server does not tell (0 = ask the server). */
+  context?: number;
+}
+
+/** How every request is fitted into the window (`context:` in harvey.yaml). */
+export interface ContextConfig {
+  /**
+   * Tokens kept free for each reply and sent as `max_tokens`; 0 = automatic (a fifth of the
+   * window, 256 to 8192, at most half of it).
+   */
+  reply_reserve: number;
+  /** Summarize the oldest turns with the same model when a request would not fit. */
+  auto_compact: boolean;
+  /** Turns kept word for word when compacting (the current one included). */
+  keep_turns: number;
+  /** Show a reasoning model's reasoning, dimmed, as it streams. */
+  show_reasoning: boolean;
 }
 
 /** Everything `agents/harvey.yaml` configures, with defaults filled in. */
@@ -51,6 +68,8 @@ export interface HarveyConfig {
     models_dir?: string;
     active?: string;
     url: string;
+    /** The variable holding the key of the server at `url` (default `LLAMA_API_KEY`). */
+    api_key_env?: string;
     ctx_size?: number;
     gpu_layers?: number;
     models: ModelEntry[];
@@ -73,6 +92,7 @@ export interface HarveyConfig {
     embedding_model?: string;
   };
   routes: RouteEntry[];
+  context: ContextConfig;
 }
 
 /** The commands safe mode allows by default. */
@@ -109,6 +129,7 @@ export function defaultConfig(): HarveyConfig {
     },
     rag: { enabled: false, stores: [] },
     routes: [],
+    context: { reply_reserve: 0, auto_compact: true, keep_turns: 2, show_reasoning: true },
   };
 }
 
@@ -143,6 +164,7 @@ const SCHEMA: Field = {
         models_dir: str,
         active: str,
         url: { kind: "url" },
+        api_key_env: str,
         ctx_size: { kind: "int", min: 0 },
         gpu_layers: { kind: "int", min: -1 },
         models: modelList,
@@ -193,8 +215,18 @@ const SCHEMA: Field = {
           model: str,
           api_key_env: str,
           enabled: { kind: "boolean" },
+          context: { kind: "int", min: 0 },
         },
         required: ["name", "provider"],
+      },
+    },
+    context: {
+      kind: "object",
+      fields: {
+        reply_reserve: { kind: "int", min: 0 },
+        auto_compact: { kind: "boolean" },
+        keep_turns: { kind: "int", min: 1 },
+        show_reasoning: { kind: "boolean" },
       },
     },
   },

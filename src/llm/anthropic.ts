@@ -21,6 +21,7 @@ import { HarveyError } from "../errors.ts";
 import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
 import { explainFetchError, httpError, withTimeout } from "./errors.ts";
 import { readLines } from "./ndjson.ts";
+import { generationRate } from "./stats.ts";
 
 /** The `anthropic-version` header Harvey speaks. */
 export const ANTHROPIC_VERSION = "2023-06-01";
@@ -39,7 +40,10 @@ export interface AnthropicOptions {
   apiKey: string;
   /** One request's timeout in ms; 0 means none. */
   timeoutMs?: number;
-  /** Upper bound on the tokens of one reply; default {@link DEFAULT_MAX_TOKENS}. */
+  /**
+   * Upper bound on the tokens of one reply when a request does not set its own
+   * (`ChatOptions.maxTokens`); default {@link DEFAULT_MAX_TOKENS}.
+   */
   maxTokens?: number;
 }
 
@@ -82,7 +86,7 @@ export function toAnthropicMessages(
 interface StreamEvent {
   type?: string;
   message?: { usage?: Usage };
-  delta?: { type?: string; text?: string; stop_reason?: string };
+  delta?: { type?: string; text?: string; thinking?: string; stop_reason?: string };
   usage?: Usage;
   error?: { type?: string; message?: string };
 }
@@ -94,6 +98,14 @@ interface Usage {
   cache_read_input_tokens?: number;
 }
 
+/** Anthropic's stop reasons in the words of the other backends. */
+const STOP_REASONS: Record<string, string> = {
+  end_turn: "stop",
+  stop_sequence: "stop",
+  max_tokens: "length",
+  tool_use: "tool_calls",
+};
+
 /** Talks to Anthropic's Messages API. */
 export class AnthropicClient implements LLMClient {
   readonly name: string;
@@ -101,6 +113,7 @@ export class AnthropicClient implements LLMClient {
   readonly #opts: AnthropicOptions;
   readonly #root: string;
   readonly #what: string;
+  #window?: Promise<number | undefined>;
 
   constructor(opts: AnthropicOptions) {
     this.#opts = opts;
@@ -137,7 +150,10 @@ export class AnthropicClient implements LLMClient {
     return res;
   }
 
-  /** Streams a reply; prompt tokens come from `message_start`, reply tokens from `message_delta`. */
+  /**
+   * Streams a reply (thinking deltas go to `onReasoning`); prompt tokens come from
+   * `message_start`, reply tokens from `message_delta`.
+   */
   async chat(messages: Message[], opts: ChatOptions): Promise<ChatResult> {
     const started = performance.now();
     const t = withTimeout(opts.signal, this.#opts.timeoutMs ?? 0, this.#what);
@@ -145,13 +161,16 @@ export class AnthropicClient implements LLMClient {
     let promptTokens = 0;
     let usageReply = 0;
     let deltas = 0;
+    let reasoning = 0;
+    let firstAt = 0;
+    let finishReason: string | undefined;
     try {
       const res = await this.#fetch("/messages", {
         method: "POST",
         headers: { "content-type": "application/json", accept: "text/event-stream" },
         body: JSON.stringify({
           model: this.model,
-          max_tokens: this.#opts.maxTokens ?? DEFAULT_MAX_TOKENS,
+          max_tokens: opts.maxTokens ?? this.#opts.maxTokens ?? DEFAULT_MAX_TOKENS,
           ...(system ? { system } : {}),
           messages: turns,
           stream: true,
@@ -168,13 +187,22 @@ export class AnthropicClient implements LLMClient {
             break;
           case "content_block_delta":
             if (event.delta?.type === "text_delta" && event.delta.text) {
+              firstAt ||= performance.now();
               deltas++;
               opts.onToken(event.delta.text);
+            } else if (event.delta?.type === "thinking_delta" && event.delta.thinking) {
+              firstAt ||= performance.now();
+              deltas++;
+              reasoning++;
+              opts.onReasoning?.(event.delta.thinking);
             }
             break;
           case "message_delta":
             usageReply = event.usage?.output_tokens ?? usageReply;
             promptTokens = inputTokens(event.usage) || promptTokens;
+            if (event.delta?.stop_reason) {
+              finishReason = STOP_REASONS[event.delta.stop_reason] ?? event.delta.stop_reason;
+            }
             break;
           case "error": {
             const detail = `${event.error?.type ?? "error"}: ${event.error?.message ?? ""}`;
@@ -194,14 +222,37 @@ export class AnthropicClient implements LLMClient {
     } finally {
       t.clear();
     }
-    const elapsedMs = performance.now() - started;
+    const endedAt = performance.now();
     const replyTokens = usageReply || deltas;
     return {
       promptTokens,
       replyTokens,
-      elapsedMs,
-      tokensPerSec: elapsedMs > 0 ? replyTokens / (elapsedMs / 1000) : 0,
+      reasoningTokens: reasoning || undefined,
+      elapsedMs: endedAt - started,
+      tokensPerSec: generationRate(replyTokens, firstAt, endedAt),
+      finishReason,
     };
+  }
+
+  /**
+   * The model's input window from the Models API (`GET /v1/models/{id}` → `max_input_tokens`),
+   * read once; undefined when the API does not say.
+   */
+  contextWindow(): Promise<number | undefined> {
+    this.#window ??= (async () => {
+      try {
+        const res = await this.#fetch(`/models/${encodeURIComponent(this.model)}`, {
+          method: "GET",
+          signal: AbortSignal.timeout(10_000),
+        });
+        const body = await res.json() as { max_input_tokens?: unknown };
+        const n = body.max_input_tokens;
+        return typeof n === "number" && n > 0 ? n : undefined;
+      } catch {
+        return undefined;
+      }
+    })();
+    return this.#window;
   }
 
   #parse(data: string): StreamEvent {

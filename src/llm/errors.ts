@@ -11,6 +11,23 @@ export function isAbort(err: unknown, signal?: AbortSignal): boolean {
   return err instanceof Error && err.name === "AbortError" && !(err instanceof TimeoutError);
 }
 
+/**
+ * The server refused a request that does not fit its window (llama-server's 400
+ * `exceed_context_size_error`). It carries the server's own numbers, when it gave them.
+ */
+export class ContextOverflowError extends HarveyError {
+  override name = "ContextOverflowError";
+  constructor(
+    message: string,
+    /** The prompt's tokens, as the server counted them. */
+    readonly promptTokens?: number,
+    /** The window the server really has. */
+    readonly window?: number,
+  ) {
+    super(message);
+  }
+}
+
 /** The request ran past its configured timeout. */
 export class TimeoutError extends HarveyError {
   override name = "TimeoutError";
@@ -63,8 +80,11 @@ export function explainFetchError(err: unknown, what: string, signal?: AbortSign
   return new HarveyError(`Request to ${what} failed: ${text.split("\n", 1)[0].trim()}`);
 }
 
-/** Reads a server's error body (`{"error":{"message"}}`, `{"error":"…"}` or text) into one line. */
-export async function httpError(res: Response, what: string): Promise<HarveyError> {
+/**
+ * Reads a server's error body (`{"error":{"message"}}`, `{"error":"…"}` or text) into one line;
+ * `hint` replaces the usual one for the status.
+ */
+export async function httpError(res: Response, what: string, hint?: string): Promise<HarveyError> {
   let detail = "";
   try {
     const body = await res.text();
@@ -79,14 +99,16 @@ export async function httpError(res: Response, what: string): Promise<HarveyErro
     detail = "";
   }
   detail = String(detail).replace(/\s+/g, " ").trim().slice(0, 200);
-  const hint = res.status === 503
+  const usual = res.status === 503
     ? " (the model is still loading; try again in a moment)"
     : res.status === 401 || res.status === 403
     ? " (check the API key)"
     : res.status === 429
     ? " (rate limited; wait and try again)"
     : "";
-  return new HarveyError(`${what} answered ${res.status}${detail ? `: ${detail}` : ""}${hint}`);
+  return new HarveyError(
+    `${what} answered ${res.status}${detail ? `: ${detail}` : ""}${hint ?? usual}`,
+  );
 }
 
 function causeChain(err: unknown): string {

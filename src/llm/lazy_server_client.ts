@@ -93,6 +93,11 @@ export class LazyServerClient implements LLMClient {
     return this.#inner;
   }
 
+  /** Starts the server when needed, so the window and tokenizer measured next are its own. */
+  async prepare(signal?: AbortSignal): Promise<void> {
+    await this.ensureStarted(signal);
+  }
+
   /** Starts the server when needed, then streams the reply. */
   async chat(messages: Message[], opts: ChatOptions): Promise<ChatResult> {
     const inner = await this.ensureStarted(opts.signal);
@@ -104,15 +109,23 @@ export class LazyServerClient implements LLMClient {
     return this.#inner ? await this.#inner.models() : [this.model];
   }
 
-  /** The real `n_ctx` once the server runs; the size it will be started with before. */
+  /**
+   * The window of the running server as it reports it (`/props`: capped at the model's
+   * trained context, divided among slots); before it runs, the size it will be asked for.
+   */
   async contextWindow(): Promise<number | undefined> {
-    if (this.server) return this.server.nCtx ?? await this.#inner?.contextWindow();
+    if (this.server) return await this.#inner?.contextWindow() ?? this.server.nCtx;
     return this.#opts.ctxSize;
   }
 
   /** The server's tokenizer once it runs; undefined before (the estimate is used). */
   async countTokens(text: string): Promise<number | undefined> {
     return this.server ? await this.#inner?.countTokens(text) : undefined;
+  }
+
+  /** The whole request through the server's chat template, once it runs. */
+  async countPrompt(messages: Message[]): Promise<number | undefined> {
+    return this.server ? await this.#inner?.countPrompt(messages) : undefined;
   }
 
   /** Stops the server but keeps the client: the next message starts it again. */

@@ -12,6 +12,8 @@ import { LogRing } from "../runtime/log_ring.ts";
 import { findOnPath, isExecutable, launch, signalProcess } from "../runtime/spawn.ts";
 import { childEnv } from "../security/child_env.ts";
 import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
+import { ThinkSplitter } from "./reasoning.ts";
+import { generationRate } from "./stats.ts";
 import { estimateTextTokens, estimateTokens } from "./tokens.ts";
 
 /** The first llama.cpp build whose `llama-cli` is an interactive chat only. */
@@ -127,6 +129,8 @@ export interface OneShotProgram {
   path: string;
   /** `llama-completion` or `llama-cli` */
   name: string;
+  /** `llama-tokenize`, which ships beside it, when it is there: it counts prompts exactly. */
+  tokenizer?: string;
 }
 
 /**
@@ -139,8 +143,37 @@ export function findOneShot(cliBin: string, pathVar: string): OneShotProgram | u
     : findOnPath(cliBin, pathVar);
   const completion = (cli ? findOnPath("llama-completion", dirname(cli)) : undefined) ??
     findOnPath("llama-completion", pathVar);
-  if (completion) return { path: completion, name: "llama-completion" };
-  return cli ? { path: cli, name: basename(cli) } : undefined;
+  const program = completion ?? cli;
+  if (!program) return undefined;
+  const tokenizer = findOnPath("llama-tokenize", dirname(program)) ??
+    findOnPath("llama-tokenize", pathVar);
+  return {
+    path: program,
+    name: completion ? "llama-completion" : basename(program),
+    ...(tokenizer ? { tokenizer } : {}),
+  };
+}
+
+/**
+ * The lines of a failed run's stderr worth showing: errors, not llama.cpp's start-up log (its
+ * `system_info:` line alone runs to hundreds of characters). At most two, shortened.
+ *
+ * @example
+ * ```ts
+ * failureLines(["system_info: n_threads = 8 | AVX = 1 | …", "main: error: unable to load model"]);
+ * // ["main: error: unable to load model"]
+ * ```
+ */
+export function failureLines(lines: string[]): string[] {
+  const useful = lines.map((l) => l.trim()).filter((l) =>
+    l && !/^(system_info|build|print_info|llama_model_loader: -|load_tensors|main: llama backend)/
+      .test(l)
+  );
+  const errors = useful.filter((l) =>
+    /error|fail|unable|cannot|can't|not found|invalid|no such|out of memory/i.test(l)
+  );
+  const chosen = (errors.length ? errors : useful).slice(-2);
+  return chosen.map((l) => l.length > 160 ? `${l.slice(0, 159)}…` : l);
 }
 
 /** The version line a program prints for `--version` (llama.cpp prints it on stderr). */
@@ -182,7 +215,7 @@ export interface LlamaCliOptions {
   model: string;
   ctxSize: number;
   gpuLayers?: number;
-  /** At most this many tokens per reply (`-n`); default 2048. */
+  /** At most this many tokens per reply (`-n`) when a request does not say; default 2048. */
   maxTokens?: number;
   /** Harvey's environment; the child gets the filtered allowlist of it. */
   env: Record<string, string>;
@@ -219,6 +252,7 @@ export class LlamaCliClient implements LLMClient {
   readonly #opts: LlamaCliOptions;
   readonly #running = new Set<Deno.ChildProcess>();
   readonly #setpriv?: string;
+  #noTokenizer = false;
 
   constructor(opts: LlamaCliOptions) {
     this.#opts = opts;
@@ -227,7 +261,11 @@ export class LlamaCliClient implements LLMClient {
     if (Deno.build.os === "linux") this.#setpriv = findOnPath("setpriv", opts.env.PATH ?? "");
   }
 
-  /** Flattens the history, runs the program and streams its stdout token by token. */
+  /**
+   * Flattens the history, runs the program and streams its stdout token by token (`<think>`
+   * blocks go to `onReasoning`). A reply that stops without the model's end marker was cut at
+   * `-n` (`maxTokens`) or the window: its finish reason is `length`.
+   */
   async chat(messages: Message[], opts: ChatOptions): Promise<ChatResult> {
     opts.signal?.throwIfAborted();
     const started = performance.now();
@@ -238,7 +276,8 @@ export class LlamaCliClient implements LLMClient {
       // llama.cpp drops one trailing newline of a prompt file.
       await Deno.writeTextFile(file, `${prompt}\n`);
     }
-    const args = llamaCliArgs(this.#opts, file ? { file } : { text: prompt });
+    const maxTokens = opts.maxTokens ?? this.#opts.maxTokens;
+    const args = llamaCliArgs({ ...this.#opts, maxTokens }, file ? { file } : { text: prompt });
     let child: Deno.ChildProcess;
     try {
       child = launch(this.#opts.program.path, args, {
@@ -259,11 +298,22 @@ export class LlamaCliClient implements LLMClient {
     const stop = () => signalProcess(child.pid, "SIGTERM");
     opts.signal?.addEventListener("abort", stop, { once: true });
     const filter = new StopFilter();
+    const split = new ThinkSplitter();
     let reply = "";
+    let reasoning = "";
+    let firstAt = 0;
     const emit = (text: string) => {
       if (!text) return;
-      reply += text;
-      opts.onToken(text);
+      firstAt ||= performance.now();
+      const part = split.push(text);
+      if (part.reasoning) {
+        reasoning += part.reasoning;
+        opts.onReasoning?.(part.reasoning);
+      }
+      if (part.content) {
+        reply += part.content;
+        opts.onToken(part.content);
+      }
     };
     try {
       const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -284,15 +334,20 @@ export class LlamaCliClient implements LLMClient {
         await reader.cancel().catch(() => {});
       }
       emit(filter.flush());
+      const rest = split.flush();
+      if (rest.content) {
+        reply += rest.content;
+        opts.onToken(rest.content);
+      }
       const status = await child.status;
       await stderr;
       opts.signal?.throwIfAborted();
       if (!status.success && !filter.stopped) {
-        const tail = ring.tail(3, "stderr");
+        const why = failureLines(ring.tail(200, "stderr"));
         throw new HarveyError(
           `${this.#opts.program.name} exited with ${
             status.signal ? `signal ${status.signal}` : `status ${status.code}`
-          }${tail.length ? `: ${tail.join(" | ")}` : ""}`,
+          }${why.length ? `: ${why.join(" | ")}` : ""}`,
         );
       }
     } finally {
@@ -301,15 +356,50 @@ export class LlamaCliClient implements LLMClient {
       if (file) await Deno.remove(file).catch(() => {});
     }
     const perf = parseLlamaPerf(ring.lines());
-    const elapsedMs = performance.now() - started;
-    const replyTokens = perf.replyTokens ?? estimateTextTokens(reply);
-    const genMs = perf.evalMs ?? elapsedMs;
+    const endedAt = performance.now();
+    const replyTokens = perf.replyTokens ?? estimateTextTokens(reasoning + reply);
     return {
       promptTokens: perf.promptTokens ?? estimateTokens(messages),
       replyTokens,
-      elapsedMs,
-      tokensPerSec: genMs > 0 ? replyTokens / (genMs / 1000) : 0,
+      reasoningTokens: reasoning ? estimateTextTokens(reasoning) : undefined,
+      elapsedMs: endedAt - started,
+      tokensPerSec: perf.evalMs
+        ? replyTokens / (perf.evalMs / 1000)
+        : generationRate(replyTokens, firstAt, endedAt),
+      finishReason: filter.stopped ? "stop" : "length",
     };
+  }
+
+  /**
+   * The exact tokens of the prompt a run is given, counted by `llama-tokenize` (which ships
+   * beside llama-completion) with the model's own vocabulary; undefined without it.
+   */
+  async countPrompt(messages: Message[]): Promise<number | undefined> {
+    const tokenizer = this.#opts.program.tokenizer;
+    if (!tokenizer || this.#noTokenizer) return undefined;
+    const file = await Deno.makeTempFile({ prefix: "harvey_count_", suffix: ".txt" });
+    try {
+      await Deno.writeTextFile(file, chatmlPrompt(messages));
+      const out = await new Deno.Command(tokenizer, {
+        args: ["-m", this.#opts.modelPath, "-f", file, "--ids", "--log-disable"],
+        env: childEnv(this.#opts.env),
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "null",
+        signal: AbortSignal.timeout(30_000),
+      }).output();
+      const ids = /\[([\d,\s]*)\]/.exec(new TextDecoder().decode(out.stdout));
+      if (!out.success || !ids) {
+        this.#noTokenizer = true;
+        return undefined;
+      }
+      return ids[1].split(",").filter((x) => x.trim()).length;
+    } catch {
+      return undefined;
+    } finally {
+      await Deno.remove(file).catch(() => {});
+    }
   }
 
   /** The one model this client runs. */

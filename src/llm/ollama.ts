@@ -7,10 +7,13 @@ import { HarveyError } from "../errors.ts";
 import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
 import { explainFetchError, httpError, withTimeout } from "./errors.ts";
 import { readLines } from "./ndjson.ts";
+import { ThinkSplitter } from "./reasoning.ts";
+import { generationRate } from "./stats.ts";
 
 interface OllamaChunk {
-  message?: { content?: string };
+  message?: { content?: string; thinking?: string };
   done?: boolean;
+  done_reason?: string;
   error?: string;
   eval_count?: number;
   eval_duration?: number;
@@ -80,21 +83,39 @@ export class OllamaClient implements LLMClient {
     }
   }
 
-  /** Streams a reply; stats come from the final `done` packet. */
+  /**
+   * Streams a reply (reasoning, as `message.thinking` or `<think>` blocks, goes to
+   * `onReasoning`); stats come from the final `done` packet. `maxTokens` is sent as
+   * `options.num_predict`.
+   */
   async chat(messages: Message[], opts: ChatOptions): Promise<ChatResult> {
     const started = performance.now();
     const numCtx = await this.contextWindow();
     const t = withTimeout(opts.signal, this.timeoutMs, this.#what);
+    const split = new ThinkSplitter();
     let replyTokens = 0;
+    let reasoningTokens = 0;
+    let firstAt = 0;
+    const emit = (part: { content: string; reasoning: string }) => {
+      if (part.reasoning) {
+        reasoningTokens++;
+        opts.onReasoning?.(part.reasoning);
+      }
+      if (part.content) opts.onToken(part.content);
+    };
+    const options = {
+      ...(numCtx ? { num_ctx: numCtx } : {}),
+      ...(opts.maxTokens ? { num_predict: opts.maxTokens } : {}),
+    };
     try {
       const res = await fetch(`${this.baseUrl}/api/chat`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({
           model: this.model,
-          messages,
+          messages: messages.map((m) => ({ role: m.role, content: m.content })),
           stream: true,
-          ...(numCtx ? { options: { num_ctx: numCtx } } : {}),
+          ...(Object.keys(options).length ? { options } : {}),
         }),
         signal: t.signal,
       });
@@ -107,20 +128,31 @@ export class OllamaClient implements LLMClient {
           throw new HarveyError(`${this.#what} sent a malformed chunk: ${line.slice(0, 80)}`);
         }
         if (chunk.error) throw new HarveyError(`${this.#what} reported: ${chunk.error}`);
+        const thinking = chunk.message?.thinking;
         const text = chunk.message?.content;
-        if (text) {
+        if (thinking || text) {
+          firstAt ||= performance.now();
           replyTokens++;
-          opts.onToken(text);
         }
+        if (thinking) {
+          reasoningTokens++;
+          opts.onReasoning?.(thinking);
+        }
+        if (text) emit(split.push(text));
         if (chunk.done) {
+          emit(split.flush());
           const evalCount = chunk.eval_count ?? replyTokens;
           const evalNs = chunk.eval_duration ?? 0;
-          const elapsedMs = performance.now() - started;
+          const endedAt = performance.now();
           return {
             promptTokens: chunk.prompt_eval_count ?? 0,
             replyTokens: evalCount,
-            elapsedMs,
-            tokensPerSec: evalNs > 0 ? evalCount / (evalNs / 1e9) : evalCount / (elapsedMs / 1000),
+            reasoningTokens: reasoningTokens || undefined,
+            elapsedMs: endedAt - started,
+            tokensPerSec: evalNs > 0
+              ? evalCount / (evalNs / 1e9)
+              : generationRate(evalCount, firstAt, endedAt),
+            finishReason: chunk.done_reason,
           };
         }
       }

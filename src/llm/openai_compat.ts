@@ -6,7 +6,9 @@
 import { loadOpenAI } from "../deps.ts";
 import { HarveyError } from "../errors.ts";
 import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
-import { explainFetchError, httpError, withTimeout } from "./errors.ts";
+import { ContextOverflowError, explainFetchError, httpError, withTimeout } from "./errors.ts";
+import { ThinkSplitter } from "./reasoning.ts";
+import { generationRate } from "./stats.ts";
 
 /** How to reach an OpenAI-compatible server. */
 export interface OpenAICompatOptions {
@@ -15,8 +17,13 @@ export interface OpenAICompatOptions {
   model: string;
   /** Shown in messages and in `name`, e.g. `llamafile`, `llama-server`, `route:gpt`. */
   label: string;
-  /** Sent as a bearer token. Leave unset for local servers: they never get a key. */
+  /** Sent as a bearer token, to this server only. Unset: no `Authorization` header at all. */
   apiKey?: string;
+  /**
+   * The variable a local server's key is read from (e.g. `LLAMA_API_KEY`), named when the
+   * server refuses a request for want of a key. Unset: the generic "check the API key".
+   */
+  keyEnv?: string;
   /** One request's timeout in ms; 0 means none. */
   timeoutMs?: number;
   /**
@@ -34,7 +41,18 @@ interface LlamaTimings {
   predicted_per_second?: number;
 }
 
+interface ModelEntry {
+  id?: string;
+  meta?: { n_ctx?: number } | null;
+  context_length?: number;
+  max_context_length?: number;
+  context_window?: number;
+}
+
 type OpenAIClient = InstanceType<Awaited<ReturnType<typeof loadOpenAI>>["default"]>;
+
+/** Status codes that mean an endpoint is not there (or not for us): stop asking it. */
+const ABSENT = new Set([401, 403, 404, 405, 501]);
 
 /** Talks to any server with `/v1/chat/completions` and `/v1/models`. */
 export class OpenAICompatClient implements LLMClient {
@@ -44,6 +62,10 @@ export class OpenAICompatClient implements LLMClient {
   readonly #what: string;
   #sdk?: OpenAIClient;
   #tokenize: boolean | undefined;
+  #template: boolean | undefined;
+  #window?: Promise<number | undefined>;
+  /** The server is llama-server's router: `/props` needs `?model=`. */
+  #router = false;
 
   constructor(opts: OpenAICompatOptions) {
     this.#opts = { ...opts, baseUrl: opts.baseUrl.replace(/\/+$/, "").replace(/\/v1$/, "") };
@@ -64,6 +86,14 @@ export class OpenAICompatClient implements LLMClient {
   /** True when this client sends an API key. */
   get hasKey(): boolean {
     return Boolean(this.#opts.apiKey);
+  }
+
+  /**
+   * The headers that authorize a request to this same server (its key, when it has one), for
+   * another client of it such as the embedder.
+   */
+  authHeaders(): Record<string, string> {
+    return this.#opts.apiKey ? { authorization: `Bearer ${this.#opts.apiKey}` } : {};
   }
 
   async #client(): Promise<OpenAIClient> {
@@ -89,15 +119,31 @@ export class OpenAICompatClient implements LLMClient {
     await this.#client();
   }
 
-  /** Streams a reply; usage is read from whichever chunk carries it. */
+  /**
+   * Streams a reply: content to `onToken`, reasoning (`reasoning_content`, `<think>` blocks)
+   * to `onReasoning`; usage is read from whichever chunk carries it. A stream that ends
+   * without a finish reason is an error: the reply is incomplete.
+   */
   async chat(messages: Message[], opts: ChatOptions): Promise<ChatResult> {
     const sdk = await this.#client();
     const started = performance.now();
     const t = withTimeout(opts.signal, this.#opts.timeoutMs ?? 0, this.#what);
-    let replyTokens = 0;
+    const split = new ThinkSplitter();
+    let firstAt = 0;
+    let deltas = 0;
+    let reasoningDeltas = 0;
     let promptTokens = 0;
     let usageReply = 0;
+    let usageReasoning = 0;
     let tps = 0;
+    let finishReason: string | undefined;
+    const emit = (part: { content: string; reasoning: string }) => {
+      if (part.reasoning) {
+        reasoningDeltas++;
+        opts.onReasoning?.(part.reasoning);
+      }
+      if (part.content) opts.onToken(part.content);
+    };
     try {
       const stream = await sdk.chat.completions.create({
         model: this.model,
@@ -107,16 +153,30 @@ export class OpenAICompatClient implements LLMClient {
         })),
         stream: true,
         stream_options: { include_usage: true },
+        ...(opts.maxTokens ? { max_tokens: opts.maxTokens } : {}),
       }, { signal: t.signal });
       for await (const chunk of stream) {
-        const text = chunk.choices?.[0]?.delta?.content;
-        if (text) {
-          replyTokens++;
-          opts.onToken(text);
+        const choice = chunk.choices?.[0];
+        const delta = choice?.delta as
+          | { content?: string | null; reasoning_content?: string | null }
+          | undefined;
+        const reasoning = delta?.reasoning_content;
+        const text = delta?.content;
+        if (reasoning || text) {
+          firstAt ||= performance.now();
+          deltas++;
         }
+        if (reasoning) {
+          reasoningDeltas++;
+          opts.onReasoning?.(reasoning);
+        }
+        if (text) emit(split.push(text));
+        if (choice?.finish_reason) finishReason = choice.finish_reason;
         if (chunk.usage) {
           promptTokens = chunk.usage.prompt_tokens ?? promptTokens;
           usageReply = chunk.usage.completion_tokens ?? usageReply;
+          usageReasoning = chunk.usage.completion_tokens_details?.reasoning_tokens ??
+            usageReasoning;
         }
         const timings = (chunk as { timings?: LlamaTimings }).timings;
         if (timings?.predicted_per_second) tps = timings.predicted_per_second;
@@ -124,39 +184,75 @@ export class OpenAICompatClient implements LLMClient {
       }
       // An abort ends the SDK's loop silently: tell it apart from a finished reply.
       if (t.signal?.aborted) throw t.signal.reason ?? new DOMException("Aborted", "AbortError");
+      emit(split.flush());
+      if (!finishReason) {
+        this.#window = undefined; // the server may be gone, or another one by now
+        throw new HarveyError(
+          `${this.#what} ended the reply without finishing it (no finish reason): the server ` +
+            "may have stopped — check it, then ask again",
+        );
+      }
     } catch (err) {
       throw this.#explain(err, t.signal);
     } finally {
       t.clear();
     }
-    const elapsedMs = performance.now() - started;
-    const reply = usageReply || replyTokens;
+    const endedAt = performance.now();
+    const reply = usageReply || deltas;
     return {
       promptTokens,
       replyTokens: reply,
-      elapsedMs,
-      tokensPerSec: tps || (elapsedMs > 0 ? reply / (elapsedMs / 1000) : 0),
+      reasoningTokens: usageReasoning || reasoningDeltas || undefined,
+      elapsedMs: endedAt - started,
+      tokensPerSec: tps || generationRate(reply, firstAt, endedAt),
+      finishReason,
     };
   }
 
   #explain(err: unknown, signal?: AbortSignal): Error {
-    const e = err as { status?: number; error?: { message?: string }; message?: string };
+    if (err instanceof HarveyError) return err;
+    const e = err as {
+      status?: number;
+      error?: { message?: string; type?: string; n_prompt_tokens?: number; n_ctx?: number };
+      message?: string;
+    };
     if (typeof e?.status === "number") {
       const detail = (e.error?.message ?? e.message ?? "").replace(/^\d{3}\s*/, "")
         .replace(/\s+/g, " ").slice(0, 200);
-      const hint = e.status === 401 || e.status === 403
-        ? " (check the API key)"
-        : e.status === 429
-        ? " (rate limited; wait and try again)"
-        : e.status === 503
-        ? " (the model is still loading; try again in a moment)"
-        : "";
-      return new HarveyError(`${this.#what} answered ${e.status}: ${detail}${hint}`);
+      if (e.status === 400 && e.error?.type === "exceed_context_size_error") {
+        const n = e.error.n_ctx;
+        if (typeof n === "number" && n > 0) this.#window = Promise.resolve(n);
+        else this.#window = undefined;
+        return new ContextOverflowError(
+          `${this.#what} refused the request: ${detail}`,
+          e.error.n_prompt_tokens,
+          typeof n === "number" && n > 0 ? n : undefined,
+        );
+      }
+      return new HarveyError(
+        `${this.#what} answered ${e.status}: ${detail}${this.#hint(e.status)}`,
+      );
     }
     if (err instanceof SyntaxError || /JSON|parse/i.test(e?.message ?? "")) {
       return new HarveyError(`${this.#what} sent a malformed chunk (${e.message?.slice(0, 80)})`);
     }
-    return explainFetchError(err, this.#what, signal);
+    const explained = explainFetchError(err, this.#what, signal);
+    // A server that went away may come back as another one (another -c): read its window again.
+    if (!signal?.aborted) this.#window = undefined;
+    return explained;
+  }
+
+  #hint(status: number): string {
+    if (status === 401 || status === 403) {
+      const env = this.#opts.keyEnv;
+      if (!env) return " (check the API key)";
+      return this.#opts.apiKey
+        ? ` (the server refused the key in ${env}; check it)`
+        : ` (the server wants an API key: set ${env})`;
+    }
+    if (status === 429) return " (rate limited; wait and try again)";
+    if (status === 503) return " (the model is still loading; try again in a moment)";
+    return "";
   }
 
   async #get(path: string, init?: RequestInit): Promise<Response> {
@@ -172,53 +268,146 @@ export class OpenAICompatClient implements LLMClient {
     }
   }
 
+  async #postJson(path: string, body: unknown): Promise<Response> {
+    return await this.#get(path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+  }
+
   /** The model ids `/v1/models` lists. */
   async models(): Promise<string[]> {
     const res = await this.#get("/v1/models");
-    if (!res.ok) throw await httpError(res, this.#what);
+    if (!res.ok) throw await httpError(res, this.#what, this.#hint(res.status));
     const body = await res.json() as { data?: { id?: string }[] };
     return (body.data ?? []).map((m) => m.id ?? "").filter(Boolean);
   }
 
-  /** The real `n_ctx`: `/props`, else `/v1/models` metadata; undefined when neither says. */
-  async contextWindow(): Promise<number | undefined> {
+  /**
+   * The window the server really uses, read once and remembered until the server goes away
+   * or refuses a request as too long: llama-server's `/props` (per slot; in router mode
+   * `/props?model=ID`), else what `/v1/models` says of this model (`meta.n_ctx`,
+   * `context_length`, `max_context_length`, `context_window`). Undefined when nothing says.
+   */
+  contextWindow(): Promise<number | undefined> {
+    const reading = this.#readWindow().then(({ n, answered }) => {
+      if (!answered && this.#window === reading) this.#window = undefined; // ask again later
+      return n;
+    });
+    this.#window ??= reading;
+    return this.#window;
+  }
+
+  async #readWindow(): Promise<{ n?: number; answered: boolean }> {
     try {
-      const res = await this.#get("/props");
-      if (res.ok) {
-        const props = await res.json() as { default_generation_settings?: { n_ctx?: number } };
-        const n = props.default_generation_settings?.n_ctx;
-        if (typeof n === "number" && n > 0) return n;
-      } else await res.body?.cancel();
-      const models = await this.#get("/v1/models");
-      if (!models.ok) {
-        await models.body?.cancel();
+      return { n: await this.#windowFromServer(), answered: true };
+    } catch {
+      return { answered: false };
+    }
+  }
+
+  async #windowFromServer(): Promise<number | undefined> {
+    const props = await this.#props(this.#router ? this.model : undefined);
+    if (props.router && !this.#router) {
+      this.#router = true;
+      const own = await this.#props(this.model);
+      if (own.nCtx) return own.nCtx;
+    } else if (props.nCtx) return props.nCtx;
+    const models = await this.#get("/v1/models", { signal: AbortSignal.timeout(10_000) });
+    if (!models.ok) {
+      await models.body?.cancel();
+      return undefined;
+    }
+    const body = await models.json() as { data?: ModelEntry[] };
+    const data = body.data ?? [];
+    const entry = data.find((m) => m.id === this.model) ?? (data.length === 1 ? data[0] : {});
+    const n = entry.meta?.n_ctx ?? entry.context_length ?? entry.max_context_length ??
+      entry.context_window;
+    return typeof n === "number" && n > 0 ? n : undefined;
+  }
+
+  async #props(model?: string): Promise<{ nCtx?: number; router: boolean }> {
+    const query = model ? `?model=${encodeURIComponent(model)}` : "";
+    const res = await this.#get(`/props${query}`, { signal: AbortSignal.timeout(10_000) });
+    if (!res.ok) {
+      await res.body?.cancel();
+      return { router: false };
+    }
+    const props = await res.json() as {
+      role?: string;
+      default_generation_settings?: { n_ctx?: number };
+    };
+    const n = props.default_generation_settings?.n_ctx;
+    return {
+      nCtx: typeof n === "number" && n > 0 ? n : undefined,
+      router: props.role === "router" || n === 0,
+    };
+  }
+
+  /**
+   * Token count from the server's `/tokenize` (with this model named, as llama-server's router
+   * needs), or undefined when it has none. A server that refuses it (404, 401, …) is not asked
+   * again.
+   */
+  async countTokens(text: string): Promise<number | undefined> {
+    if (this.#tokenize === false) return undefined;
+    const tokens = await this.#tokens({ content: text, model: this.model });
+    if (tokens === false) this.#tokenize = false;
+    return typeof tokens === "number" ? tokens : undefined;
+  }
+
+  /**
+   * The tokens of a whole request as llama-server's chat template renders it:
+   * `/apply-template`, then `/tokenize` of that prompt (special tokens as the chat parses
+   * them). Undefined when the server has no `/apply-template`; it is then not asked again.
+   */
+  async countPrompt(messages: Message[]): Promise<number | undefined> {
+    if (this.#template === false || this.#tokenize === false) return undefined;
+    try {
+      const res = await this.#postJson("/apply-template", {
+        model: this.model,
+        messages: messages.map((m) => ({
+          role: m.role === "tool" ? "user" : m.role,
+          content: m.toolCalls?.length ? `${m.content}\n${JSON.stringify(m.toolCalls)}` : m.content,
+        })),
+      });
+      if (!res.ok) {
+        await res.body?.cancel();
+        if (ABSENT.has(res.status)) this.#template = false;
         return undefined;
       }
-      const body = await models.json() as { data?: { meta?: { n_ctx?: number } }[] };
-      const n = body.data?.[0]?.meta?.n_ctx;
-      return typeof n === "number" && n > 0 ? n : undefined;
+      const { prompt } = await res.json() as { prompt?: unknown };
+      if (typeof prompt !== "string") {
+        this.#template = false;
+        return undefined;
+      }
+      this.#template = true;
+      const tokens = await this.#tokens({
+        content: prompt,
+        model: this.model,
+        add_special: true,
+        parse_special: true,
+      });
+      if (tokens === false) this.#tokenize = false;
+      return typeof tokens === "number" ? tokens : undefined;
     } catch {
       return undefined;
     }
   }
 
-  /** Token count from the server's `/tokenize`, or undefined when it has none. */
-  async countTokens(text: string): Promise<number | undefined> {
-    if (this.#tokenize === false) return undefined;
+  /** `/tokenize`: the count, undefined for a passing failure, false when it is not there. */
+  async #tokens(body: Record<string, unknown>): Promise<number | undefined | false> {
     try {
-      const res = await this.#get("/tokenize", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ content: text }),
-      });
+      const res = await this.#postJson("/tokenize", body);
       if (!res.ok) {
         await res.body?.cancel();
-        if (res.status === 404 || res.status === 405) this.#tokenize = false;
-        return undefined;
+        return ABSENT.has(res.status) ? false : undefined;
       }
-      const body = await res.json() as { tokens?: unknown[] };
+      const reply = await res.json() as { tokens?: unknown[] };
       this.#tokenize = true;
-      return Array.isArray(body.tokens) ? body.tokens.length : undefined;
+      return Array.isArray(reply.tokens) ? reply.tokens.length : undefined;
     } catch {
       return undefined;
     }

@@ -15,13 +15,29 @@ import type { ChatStats } from "../types.ts";
  * ```
  */
 export function formatStats(s: ChatStats, contextPercent?: number): string {
+  const reasoning = s.reasoningTokens ? ` (${s.reasoningTokens} reasoning)` : "";
   const parts = [
-    `${s.replyTokens} tokens`,
+    `${s.replyTokens} tokens${reasoning}`,
     `${s.tokensPerSec.toFixed(1)} tok/s`,
     `${(s.elapsedMs / 1000).toFixed(1)}s`,
   ];
   if (contextPercent !== undefined) parts.push(`context ${Math.round(contextPercent)}%`);
   return parts.join(" · ");
+}
+
+/**
+ * Tokens per second of generation: from the first token to the last, so the wait for the
+ * first token (loading, prompt processing) does not count. 0 without a measurable span.
+ *
+ * @example
+ * ```ts
+ * generationRate(11, 1000, 1500); // 20 (10 tokens after the first, in 0.5 s)
+ * ```
+ */
+export function generationRate(tokens: number, firstTokenAt: number, endedAt: number): number {
+  const span = endedAt - firstTokenAt;
+  if (tokens < 2 || span <= 0) return 0;
+  return (tokens - 1) / (span / 1000);
 }
 
 /** A rolling window of the last turns' stats, for the spinner's ETA. */

@@ -98,7 +98,10 @@ export function createRouteClient(route: RouteEntry, opts: RouteClientOptions): 
           "agents/harvey.yaml, or reach a proxied Ollama as provider openai-compatible at URL/v1",
       );
     }
-    return new RedactingClient(new OllamaClient(url, route.model, { timeoutMs }), { label });
+    return new RedactingClient(new OllamaClient(url, route.model, { timeoutMs }), {
+      label,
+      context: route.context,
+    });
   }
   const apiKey = routeKey(route, opts.env);
   const remote = !isLoopback(url);
@@ -110,7 +113,7 @@ export function createRouteClient(route: RouteEntry, opts: RouteClientOptions): 
       apiKey: apiKey ?? "",
       timeoutMs,
     });
-    return new RedactingClient(inner, { label, key: apiKey, remote });
+    return new RedactingClient(inner, { label, key: apiKey, remote, context: route.context });
   }
   const inner = new OpenAICompatClient({
     baseUrl: apiRootOf(url) ? new URL(url).origin : url,
@@ -120,7 +123,7 @@ export function createRouteClient(route: RouteEntry, opts: RouteClientOptions): 
     apiKey,
     timeoutMs,
   });
-  return new RedactingClient(inner, { label, key: apiKey, remote });
+  return new RedactingClient(inner, { label, key: apiKey, remote, context: route.context });
 }
 
 /**
@@ -134,7 +137,8 @@ export function apiRootOf(url: string): string | undefined {
 
 /**
  * Wraps a route's client so that no error it raises can carry the key into a message (some
- * providers echo part of a bad key back), and so that a timeout names the right setting.
+ * providers echo part of a bad key back), so that a timeout names the right setting, and so
+ * that the route's own `context` setting is its window when set.
  */
 class RedactingClient implements LLMClient {
   readonly name: string;
@@ -142,10 +146,24 @@ class RedactingClient implements LLMClient {
 
   constructor(
     readonly inner: LLMClient,
-    readonly opts: { label: string; key?: string; remote?: boolean },
+    readonly opts: { label: string; key?: string; remote?: boolean; context?: number },
   ) {
     this.model = inner.model;
     this.name = `${opts.label}:${inner.model}`;
+  }
+
+  /** The route's `context` setting, else what its server says (`/props`, the model listing). */
+  async contextWindow(): Promise<number | undefined> {
+    if (this.opts.context) return this.opts.context;
+    return await this.inner.contextWindow?.().catch(() => undefined);
+  }
+
+  async countTokens(text: string): Promise<number | undefined> {
+    return await this.inner.countTokens?.(text).catch(() => undefined);
+  }
+
+  async countPrompt(messages: Message[]): Promise<number | undefined> {
+    return await this.inner.countPrompt?.(messages).catch(() => undefined);
   }
 
   #clean(err: unknown): unknown {
@@ -283,6 +301,7 @@ export async function saveRoutes(
     ...(r.model ? { model: r.model } : {}),
     ...(r.api_key_env ? { api_key_env: r.api_key_env } : {}),
     enabled: r.enabled,
+    ...(r.context ? { context: r.context } : {}),
   }));
   await agent.config.update([[["routes"], plain.length ? plain : undefined]]);
 }
