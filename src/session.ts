@@ -97,7 +97,10 @@ export async function createSession(opts: SessionOptions): Promise<Agent> {
 export function defaultSources(agent: Agent, flags: Flags): ModelSource[] {
   const timeoutMs = agent.config.config.request_timeout;
   const url = agent.settings.llamafileUrl;
-  const running = openaiServerSource(url, { label: "llamafile", timeoutMs });
+  // The server's own key (llama-server --api-key), from LLAMA_API_KEY or llamafile.api_key_env.
+  const keyEnv = agent.config.config.llamafile.api_key_env || "LLAMA_API_KEY";
+  const apiKey = agent.env[keyEnv]?.trim() || undefined;
+  const running = openaiServerSource(url, { label: "llamafile", timeoutMs, apiKey, keyEnv });
   // A registered llamafile this session runs at that URL is listed by its registry name by
   // the registry's own source: listing it here too would show one model twice.
   const server: ModelSource = {

@@ -596,3 +596,54 @@ Deno.test("the native Anthropic client on its own: stats from message_start and 
     await claude.close();
   }
 });
+
+Deno.test("every @route turn is checked against the route's own window", async (t) => {
+  const big = Array.from({ length: 10_000 }, (_, i) => `w${i}`).join(" ");
+  await t.step("a local server's /props window", async () => {
+    const server = await startFakeOpenAI({ modelId: "small", nCtx: 512 });
+    const s = await testSession();
+    try {
+      assert.equal(await s.run(`/route add lan ${server.url} small`), 0, s.err.text);
+      assert.equal(await s.run(`@lan ${big}`), 1);
+      assert.match(s.err.text, /needs \d+ tokens but the context window of 512 leaves 256/);
+      assert.equal(chats(server).length, 0, "the 20k-token request never reached the server");
+      assert.equal(await s.run("@lan a short one"), 0, s.err.text);
+      assert.equal((chats(server)[0].body as { max_tokens: number }).max_tokens, 256);
+    } finally {
+      await closeAll(s, server);
+    }
+  });
+  await t.step("Anthropic's max_input_tokens", async () => {
+    const fake = await startFakeAnthropic({ apiKey: KEY_A, maxInputTokens: 1000 });
+    const s = await testSession({ env: { ANTHROPIC_API_KEY: KEY_A } });
+    try {
+      assert.equal(
+        await s.run(`/route add claude ${fake.url} claude-fake-1 --provider anthropic`),
+        0,
+        s.err.text,
+      );
+      assert.equal(await s.run(`@claude ${big}`), 1);
+      assert.match(s.err.text, /context window of 1000 leaves/);
+      assert.equal(chats(fake).length, 0);
+      assert.ok(fake.requests.some((r) => r.path === "/v1/models/claude-fake-1"));
+    } finally {
+      await closeAll(s, fake);
+    }
+  });
+  await t.step("the route's context setting, when the server does not tell", async () => {
+    const ollama = await startFakeOllama({ models: ["m:latest"] });
+    const yaml = `routes:\n  - name: lo\n    provider: ollama\n    url: ${ollama.url}\n` +
+      "    model: m:latest\n    context: 300\n";
+    const s = await testSession({ files: { "agents/harvey.yaml": yaml } });
+    try {
+      assert.equal(await s.run(`@lo ${big}`), 1);
+      assert.match(s.err.text, /context window of 300 leaves/);
+      assert.equal(chats(ollama).length, 0);
+      assert.equal(await s.run("@lo hi"), 0, s.err.text);
+      const sent = chats(ollama)[0].body as { options: { num_predict: number } };
+      assert.equal(sent.options.num_predict, 150);
+    } finally {
+      await closeAll(s, ollama);
+    }
+  });
+});

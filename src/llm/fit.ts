@@ -10,7 +10,7 @@
 import type { Agent } from "../agent.ts";
 import type { ChatOptions, ChatResult, LLMClient, Message, Output } from "../types.ts";
 import { BudgetError, replyReserve } from "./budget.ts";
-import { compactMessages, type SummaryCost } from "./compact.ts";
+import { compactMessages, keptHead, type SummaryCost, turnStarts } from "./compact.ts";
 import { ContextOverflowError } from "./errors.ts";
 
 /** Share of the room for the request at which a warning is printed. */
@@ -110,6 +110,23 @@ export async function fitRequest(
   if (!settings.auto_compact) {
     throw refuse(used, "/summarize (or /clear) to make room, or shorten the prompt");
   }
+  // What compaction cannot shrink: the head and the current turn. When there is nothing older,
+  // or even they leave no room for a reply, summarizing would be wasted work.
+  const head = keptHead(messages);
+  const starts = turnStarts(messages, head);
+  if (starts.length < 2) {
+    throw refuse(used, "shorten the prompt (there is no older turn to summarize), or /clear");
+  }
+  const floor = await budget.measure(
+    [...messages.slice(0, head), ...messages.slice(starts.at(-1))],
+    client,
+  );
+  if (window - floor < Math.min(MIN_REPLY, reserve)) {
+    throw refuse(
+      used,
+      "shorten the prompt (summarizing the older turns would not be enough), or /clear",
+    );
+  }
   const compacted = await compactMessages(client, messages, {
     budget,
     window,
@@ -118,9 +135,7 @@ export async function fitRequest(
     signal: opts.signal,
     fits: async (candidate) => await budget.measure(candidate, client) <= room,
   });
-  if (!compacted) {
-    throw refuse(used, "shorten the prompt (there is no older turn to summarize), or /clear");
-  }
+  if (!compacted) throw refuse(used, "shorten the prompt, or /clear");
   const after = await budget.measure(compacted.messages, client);
   if (window - after < Math.min(MIN_REPLY, reserve)) {
     throw refuse(

@@ -27,23 +27,45 @@ export function ollamaSource(
   };
 }
 
-/** Models of an OpenAI-compatible server already running at `url` (no key, ever). */
-export function openaiServerSource(
-  url: string,
-  opts: { label: string; timeoutMs: number },
-): ModelSource {
+/** How to reach an OpenAI-compatible server that is already running. */
+export interface OpenAIServerSourceOptions {
+  label: string;
+  timeoutMs: number;
+  /**
+   * The server's own key (llama-server `--api-key`), sent to this URL only; `/v1/models` is
+   * public on llama-server, so it is asked without the key first.
+   */
+  apiKey?: string;
+  /** The variable the key is (or would be) read from, named when the server wants one. */
+  keyEnv?: string;
+}
+
+/** Models of an OpenAI-compatible server already running at `url`; its key goes to it alone. */
+export function openaiServerSource(url: string, opts: OpenAIServerSourceOptions): ModelSource {
+  const get = async (signal: AbortSignal, key?: string) => {
+    try {
+      return await fetch(`${url}/v1/models`, {
+        signal,
+        headers: key ? { authorization: `Bearer ${key}` } : {},
+      });
+    } catch {
+      throw new Error(signal.aborted ? "no answer" : "not running");
+    }
+  };
   return {
     name: `${opts.label} at ${url}`,
     async list(signal) {
-      let res: Response;
-      try {
-        res = await fetch(`${url}/v1/models`, { signal });
-      } catch {
-        throw new Error(signal.aborted ? "no answer" : "not running");
+      let res = await get(signal);
+      if ((res.status === 401 || res.status === 403) && opts.apiKey) {
+        await res.body?.cancel();
+        res = await get(signal, opts.apiKey);
       }
       if (!res.ok) {
         await res.body?.cancel();
-        throw new Error(`answered ${res.status}`);
+        const want = (res.status === 401 || res.status === 403) && opts.keyEnv
+          ? opts.apiKey ? ` (it refused the key in ${opts.keyEnv})` : ` (set ${opts.keyEnv})`
+          : "";
+        throw new Error(`answered ${res.status}${want}`);
       }
       const body = await res.json() as { data?: { id?: string }[] };
       const ids = (body.data ?? []).map((m) => m.id ?? "").filter(Boolean);
@@ -58,6 +80,8 @@ export function openaiServerSource(
               model,
               label: opts.label,
               timeoutMs: opts.timeoutMs,
+              apiKey: opts.apiKey,
+              keyEnv: opts.keyEnv,
             }),
           ),
       }));
