@@ -9,7 +9,12 @@ import { join } from "node:path";
 import type { Agent } from "./agent.ts";
 import { findLlamaServer } from "./commands/llamacpp.ts";
 import { formatSize, GGUF_KIND, LLAMAFILE_KIND, ModelRegistry } from "./commands/model_registry.ts";
-import { findOneShot, programVersion } from "./llm/llama_cli.ts";
+import {
+  buildNumber,
+  findOneShot,
+  FIRST_CHAT_ONLY_BUILD,
+  programVersion,
+} from "./llm/llama_cli.ts";
 import { findOnPath } from "./runtime/spawn.ts";
 import type { Output } from "./types.ts";
 
@@ -171,14 +176,21 @@ export async function examine(agent: Agent, opts: DoctorOptions = {}): Promise<D
       ? `${server} — ${(await programVersion(server, { env })) ?? "no version reported"}`
       : `not found on PATH (llamacpp.server_bin: ${cfg.server_bin})`,
   });
-  const oneShot = findOneShot(cfg.cli_bin, path);
+  const found = findOneShot(cfg.cli_bin, path);
+  const oneShotVersion = found ? await programVersion(found.path, { env }) : undefined;
+  // Since build 7348 llama-cli is an interactive chat: --gguf cannot use it as the fallback.
+  const build = buildNumber(oneShotVersion);
+  const chatOnly = found?.name === "llama-cli" && build !== undefined &&
+    build >= FIRST_CHAT_ONLY_BUILD;
+  const oneShot = chatOnly ? undefined : found;
   checks.push({
     ok: oneShot !== undefined,
-    label: oneShot?.name ?? "llama-cli",
-    detail: oneShot
-      ? `${oneShot.path} — ${
-        (await programVersion(oneShot.path, { env })) ?? "no version reported"
-      }`
+    label: found?.name ?? "llama-cli",
+    detail: chatOnly
+      ? `${found.path} — build ${build} is an interactive chat only, no one-shot fallback ` +
+        "(install llama-server, or llama-completion from the same llama.cpp package)"
+      : found
+      ? `${found.path} — ${oneShotVersion ?? "no version reported"}`
       : `not found on PATH (llamacpp.cli_bin: ${cfg.cli_bin}; the one-shot fallback)`,
   });
   if (!server) {
