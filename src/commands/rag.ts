@@ -10,14 +10,19 @@ import { posix } from "node:path";
 import type { Agent } from "../agent.ts";
 import type { RagStoreEntry } from "../config/schema.ts";
 import { HarveyError, UsageError } from "../errors.ts";
+import { LazyServerClient } from "../llm/lazy_server_client.ts";
 import { OllamaClient } from "../llm/ollama.ts";
 import { OpenAICompatClient } from "../llm/openai_compat.ts";
+import { llamaServerSpec } from "../runtime/llama_server.ts";
 import { type Embedder, OllamaEmbedder, OpenAIEmbedder } from "../store/embedder.ts";
+import { EMBEDDING_ARGS, ServerEmbedder } from "../store/local_embedder.ts";
 import type { IngestFiles } from "../store/ingest_files.ts";
 import { formatRagContext, resolveEmbeddingModel } from "../store/rag_context.ts";
 import { DEFAULT_MIN_SCORE, RagStore } from "../store/rag_store.ts";
 import type { Output } from "../types.ts";
 import { accessPath, formatBytes } from "./files.ts";
+import { findLlamaServer } from "./llamacpp.ts";
+import { GGUF_KIND, ModelRegistry } from "./model_registry.ts";
 import { type CommandSpec, required, subcommand } from "./registry.ts";
 
 const SUBCOMMANDS = ["list", "new", "use", "drop", "ingest", "query", "on", "off", "status"];
@@ -40,21 +45,89 @@ export interface EmbedderChoice {
   where: string;
 }
 
+/** The backend name of the llama-servers Harvey starts for embeddings (their pid files). */
+const EMBED_BACKEND = "llama-embed";
+
+/** The embedding servers of each session, one per GGUF model, started on first use. */
+const localEmbedders = new WeakMap<Agent, Map<string, ServerEmbedder>>();
+
 /**
- * The embedder for `model`, served by the current backend's kind: OpenAI-compatible
- * `/v1/embeddings` at the backend's URL when it is an OpenAI-compatible server, else Ollama's
- * `/api/embed` at the configured Ollama URL.
+ * The embedder for `model`:
+ *
+ * - a registered GGUF model (`/llamacpp add`) is served by llama.cpp on this machine: the
+ *   current llama-server when it serves that file with `--embeddings` on, else a second
+ *   request-scoped `llama-server --embeddings --pooling mean` started on first use;
+ * - otherwise OpenAI-compatible `/v1/embeddings` at the backend's URL when it is an
+ *   OpenAI-compatible server (with its own key), else Ollama's `/api/embed` at the configured
+ *   Ollama URL.
  */
 export function embedderFor(agent: Agent, model: string): EmbedderChoice {
+  const local = ggufEmbedder(agent, model);
+  if (local) return local;
   const client = agent.client;
   if (client instanceof OpenAICompatClient) {
     return {
-      embedder: new OpenAIEmbedder({ baseUrl: client.baseUrl, model }),
+      embedder: new OpenAIEmbedder({
+        baseUrl: client.baseUrl,
+        model,
+        headers: client.authHeaders(),
+      }),
       where: `the server at ${client.baseUrl}`,
     };
   }
   const url = agent.settings.ollamaUrl;
   return { embedder: new OllamaEmbedder({ baseUrl: url, model }), where: `Ollama at ${url}` };
+}
+
+function ggufEmbedder(agent: Agent, model: string): EmbedderChoice | undefined {
+  const registry = new ModelRegistry(agent, GGUF_KIND);
+  const entry = registry.find(model);
+  if (!entry) return undefined;
+  const cfg = agent.config.config.llamacpp;
+  const abs = registry.resolve(entry.path);
+  const current = agent.client instanceof LazyServerClient ? agent.client.server : undefined;
+  const embeddingsOn = cfg.extra_args.some((a) => a === "--embeddings" || a === "--embedding");
+  if (current?.modelPath === abs && embeddingsOn) {
+    return {
+      embedder: new OpenAIEmbedder({ baseUrl: current.url, model }),
+      where: `the llama-server at ${current.url}`,
+    };
+  }
+  let servers = localEmbedders.get(agent);
+  if (!servers) localEmbedders.set(agent, servers = new Map());
+  let embedder = servers.get(abs);
+  if (!embedder) {
+    embedder = new ServerEmbedder({
+      name: model,
+      async start(signal) {
+        const path = await registry.checkFile(entry.path);
+        const adopted = await agent.supervisor.adopt(EMBED_BACKEND, path);
+        if (adopted) return adopted;
+        const binary = findLlamaServer(agent);
+        if (!binary) {
+          throw new HarveyError(
+            `The embedding model ${model} is a GGUF file: serving it needs ${cfg.server_bin}, ` +
+              "which was not found on PATH (harvey doctor tells how to install llama.cpp)",
+          );
+        }
+        agent.err.write(`Starting llama-server for the embedding model ${model}...\n`);
+        const spec = llamaServerSpec(path, {
+          binary,
+          gpuLayers: cfg.gpu_layers,
+          extraArgs: EMBEDDING_ARGS,
+        });
+        return await agent.supervisor.start({ ...spec, backend: EMBED_BACKEND }, { signal });
+      },
+    });
+    servers.set(abs, embedder);
+  }
+  const running = embedder.server;
+  return {
+    embedder,
+    where: running
+      ? `the llama-server for embeddings at ${running.url}`
+      : "a llama-server for embeddings, started on first use",
+  };
 }
 
 /** The generation model of the current backend, for `model_map`. */

@@ -32,6 +32,11 @@ export interface ChunkOptions {
 
 /** Default chunk length in characters. */
 export const DEFAULT_CHUNK_SIZE = 500;
+/**
+ * Default most tokens of one chunk: under the 512-token physical batch llama-server embeds
+ * one input in by default (`--ubatch-size`), with room to spare.
+ */
+export const DEFAULT_CHUNK_TOKENS = 256;
 /** Default overlap in characters. */
 export const DEFAULT_CHUNK_OVERLAP = 80;
 
@@ -92,6 +97,67 @@ export function chunkText(text: string, opts: ChunkOptions = {}): TextChunk[] {
     start = clean || overlap === 0 ? cut : overlapStart(text, lines, start, cut, overlap);
   }
   return chunks;
+}
+
+/** Options of {@linkcode chunkByTokens}. */
+export interface TokenChunkOptions extends ChunkOptions {
+  /** The most tokens one chunk may have; default {@linkcode DEFAULT_CHUNK_TOKENS}. */
+  maxTokens?: number;
+  /** Counts the tokens of a text with the embedding model's tokenizer (or an estimate). */
+  count: (text: string) => Promise<number>;
+}
+
+/**
+ * Chunks `text` as {@linkcode chunkText} does, then splits every chunk that has more than
+ * `maxTokens` tokens by the embedding model's own count, in proportion, until each fits: 500
+ * characters of English are about 125 tokens, 500 CJK characters 500 or more.
+ *
+ * @example
+ * ```ts
+ * const chunks = await chunkByTokens(text, { count: async (t) => t.length, maxTokens: 256 });
+ * ```
+ */
+export async function chunkByTokens(text: string, opts: TokenChunkOptions): Promise<TextChunk[]> {
+  const maxTokens = Math.max(8, opts.maxTokens ?? DEFAULT_CHUNK_TOKENS);
+  const out: TextChunk[] = [];
+  const fit = async (chunk: TextChunk, depth: number): Promise<void> => {
+    const tokens = await opts.count(chunk.text);
+    if (tokens <= maxTokens || depth > 8 || chunk.text.length < 2) {
+      out.push(chunk);
+      return;
+    }
+    const size = Math.max(1, Math.floor(chunk.text.length * (maxTokens / tokens) * 0.9));
+    const parts = size >= 50
+      ? chunkText(chunk.text, { size, overlap: 0, path: opts.path })
+      : splitEvery(chunk.text, size);
+    const base = text.slice(0, chunk.start).split("\n").length - 1;
+    for (const p of parts) {
+      await fit({
+        text: p.text,
+        start: chunk.start + p.start,
+        end: chunk.start + p.end,
+        line: base + p.line,
+      }, depth + 1);
+    }
+  };
+  for (const chunk of chunkText(text, opts)) await fit(chunk, 0);
+  return out;
+}
+
+/** `text` in pieces of `size` characters, for the rare text too dense for {@linkcode chunkText}. */
+function splitEvery(text: string, size: number): TextChunk[] {
+  const out: TextChunk[] = [];
+  for (let start = 0; start < text.length; start += size) {
+    const piece = text.slice(start, start + size);
+    if (!piece.trim()) continue;
+    out.push({
+      text: piece,
+      start,
+      end: start + piece.length,
+      line: text.slice(0, start).split("\n").length,
+    });
+  }
+  return out;
 }
 
 interface Lines {

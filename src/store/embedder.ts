@@ -13,6 +13,11 @@ export interface Embedder {
   readonly name: string;
   /** One vector per text, in order. */
   embed(texts: string[], opts?: { signal?: AbortSignal }): Promise<Float32Array[]>;
+  /**
+   * Tokens of `text` by the embedding model's own tokenizer, when the server has one
+   * (llama-server's `/tokenize`); undefined when it cannot tell.
+   */
+  countTokens?(text: string, opts?: { signal?: AbortSignal }): Promise<number | undefined>;
 }
 
 /** Options shared by the HTTP embedders. */
@@ -31,6 +36,8 @@ export interface HttpEmbedderOptions {
 export interface OpenAIEmbedderOptions extends HttpEmbedderOptions {
   /** Sent as `Authorization: Bearer …` when given. */
   apiKey?: string;
+  /** Headers that authorize requests to this server (a local server's own key). */
+  headers?: Record<string, string>;
 }
 
 const DEFAULT_BATCH = 32;
@@ -83,14 +90,36 @@ export class OpenAIEmbedder implements Embedder {
   readonly name: string;
   readonly #http: HttpPoster;
 
+  readonly #tokenize: HttpPoster;
+  #canTokenize = true;
+
   /** An embedder for `opts.model` on the server at `opts.baseUrl` (given without `/v1`). */
   constructor(opts: OpenAIEmbedderOptions) {
     this.name = opts.model;
-    const headers: Record<string, string> = opts.apiKey
-      ? { authorization: `Bearer ${opts.apiKey}` }
-      : {};
+    const headers: Record<string, string> = {
+      ...opts.headers,
+      ...(opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {}),
+    };
     const base = trimSlash(opts.baseUrl).replace(/\/v1$/, "");
     this.#http = new HttpPoster(opts, `${base}/v1/embeddings`, headers, "openai");
+    this.#tokenize = new HttpPoster(opts, `${base}/tokenize`, headers, "openai");
+  }
+
+  /** Tokens of `text` by llama-server's `/tokenize`; undefined where the server has none. */
+  async countTokens(
+    text: string,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<number | undefined> {
+    if (!this.#canTokenize) return undefined;
+    try {
+      const reply = await this.#tokenize.post({ content: text, model: this.name }, opts.signal);
+      const tokens = (reply as { tokens?: unknown })?.tokens;
+      return Array.isArray(tokens) ? tokens.length : undefined;
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      this.#canTokenize = false;
+      return undefined;
+    }
   }
 
   /** One vector per text, requested `batchSize` texts at a time. */
@@ -189,10 +218,11 @@ class HttpPoster {
     }
     const text = await res.text();
     if (!res.ok) {
+      const message = serverMessage(text) || res.statusText;
       throw new HarveyError(
-        `The embedding server at ${this.#url} answered ${res.status}: ${
-          serverMessage(text) || res.statusText
-        } (${this.#statusHint(res.status)})`,
+        `The embedding server at ${this.#url} answered ${res.status}: ${message} (${
+          this.#statusHint(res.status, message)
+        })`,
       );
     }
     try {
@@ -216,7 +246,11 @@ class HttpPoster {
       : "is the server running? start llama-server with --embeddings --pooling mean";
   }
 
-  #statusHint(status: number): string {
+  #statusHint(status: number, message: string): string {
+    if (/too large|batch size/i.test(message)) {
+      return "one chunk has more tokens than the server embeds at once (its --ubatch-size, " +
+        "512 by default): start llama-server with a larger -ub, or ingest with smaller chunks";
+    }
     if (status === 401 || status === 403) return "check the API key";
     if (status === 503) return "the server is still loading its model: try again in a moment";
     if (this.#flavour === "ollama") {

@@ -11,7 +11,13 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import { HarveyError } from "../errors.ts";
-import { chunkText, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from "./chunker.ts";
+import { estimateTextTokens } from "../llm/tokens.ts";
+import {
+  chunkByTokens,
+  DEFAULT_CHUNK_OVERLAP,
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_CHUNK_TOKENS,
+} from "./chunker.ts";
 import { columnNames, type Migration, openDatabase, tableNames, transaction } from "./db.ts";
 import type { Embedder } from "./embedder.ts";
 import { hasBinaryExtension, type IngestFiles, looksBinary, walkFiles } from "./ingest_files.ts";
@@ -83,6 +89,11 @@ export interface IngestOptions {
   chunkSize?: number;
   /** Characters of overlap between chunks; default 80. */
   overlap?: number;
+  /**
+   * The most tokens of one chunk, by the embedding model's tokenizer where the server has one
+   * (else an estimate); default 256, under llama-server's default 512-token batch.
+   */
+  chunkTokens?: number;
   /** Larger files are skipped; default 2 MB. */
   maxFileBytes?: number;
   /** Folder names not walked into; default `node_modules` (hidden entries are always skipped). */
@@ -283,6 +294,13 @@ export class RagStore {
     this.#checkEmbedder(embedder);
     const size = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
     const overlap = opts.overlap ?? DEFAULT_CHUNK_OVERLAP;
+    const maxTokens = opts.chunkTokens ?? DEFAULT_CHUNK_TOKENS;
+    // A chunk whose estimate is well under the limit is not sent to the tokenizer.
+    const count = async (text: string) => {
+      const guess = estimateTextTokens(text);
+      if (guess <= maxTokens / 2 || !embedder.countTokens) return guess;
+      return await embedder.countTokens(text, { signal: opts.signal }) ?? guess;
+    };
     const maxBytes = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
     const own = [this.path, `${this.path}-wal`, `${this.path}-shm`, `${this.path}-journal`];
     const found = await walkFiles(paths, opts.files, {
@@ -334,17 +352,18 @@ export class RagStore {
         skip("binary file");
         continue;
       }
-      const hash = createHash("sha256").update(`chunks ${size}/${overlap}\n`).update(text)
-        .digest("hex");
+      const hash = createHash("sha256").update(`chunks ${size}/${overlap}/${maxTokens}t\n`)
+        .update(text).digest("hex");
       const previous = knownHash.get(source) as { hash: string } | undefined;
       if (previous?.hash === hash) {
         report.unchanged++;
         progress("unchanged");
         continue;
       }
-      const pieces = chunkText(text, { size, overlap, path: source });
       let existed: boolean;
+      let pieces: { text: string }[] = [];
       try {
+        pieces = await chunkByTokens(text, { size, overlap, path: source, maxTokens, count });
         const vectors = pieces.length > 0
           ? await embedder.embed(pieces.map((p) => p.text), { signal: opts.signal })
           : [];
