@@ -8,6 +8,7 @@ import { OpenAICompatClient } from "../src/llm/openai_compat.ts";
 import { startFakeOllama } from "./fixtures/fake_ollama.ts";
 import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import type { RecordedRequest } from "./fixtures/fixture_common.ts";
+import { runHarvey } from "./harvey_child.ts";
 import { testSession } from "./helpers.ts";
 
 const chats = (fake: { requests: RecordedRequest[] }) =>
@@ -193,4 +194,30 @@ Deno.test("a --llamafile-url server's key comes from LLAMA_API_KEY and goes to i
       await server.close();
     }
   });
+});
+
+Deno.test("harvey -p, run as the harvey task runs it: the key is sent, reasoning stays on stderr", async () => {
+  const KEY = "llama-key-e2e-000";
+  const server = await startFakeOpenAI({
+    apiKey: KEY,
+    reasoning: () => "thinking it over",
+    reply: () => "The answer.",
+  });
+  const cwd = await Deno.makeTempDir({ prefix: "harvey-e2e-" });
+  try {
+    const run = await runHarvey(["--llamafile-url", server.url, "-p", "question"], {
+      cwd,
+      env: { LLAMA_API_KEY: KEY },
+    });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout.trim(), "The answer.");
+    assert.match(run.stderr, /thinking it over/);
+    assert.match(run.stderr, /tokens \(\d+ reasoning\)/);
+    const chat = chats(server)[0];
+    assert.equal(chat.headers.authorization, `Bearer ${KEY}`);
+    assert.equal(typeof (chat.body as { max_tokens?: number }).max_tokens, "number");
+  } finally {
+    await server.close();
+    await Deno.remove(cwd, { recursive: true });
+  }
 });

@@ -62,14 +62,22 @@ export async function runPrompt(
   let reply = "";
   let reasoning = 0;
   let reasoningOpen = false;
+  // Called when the fitted request goes out (again, after a refusal as too long).
   const begin = () => {
-    if (labelled) return;
+    if (!labelled && opts.label) io.out.write(`${opts.label}\n`);
     labelled = true;
-    if (opts.label) io.out.write(`${opts.label}\n`);
+    spinner?.stop();
     spinner = io.spinner
       ? new Spinner((t) => io.err.write(t), agent.stats.estimateMs(), io.color)
       : undefined;
     spinner?.start();
+  };
+  // A line said while the spinner runs (the refusal before a retry) goes on a clean line.
+  const err: Output = {
+    write(text) {
+      spinner?.stop();
+      io.err.write(text);
+    },
   };
   const endReasoning = () => {
     if (reasoningOpen) io.err.write("\n");
@@ -78,7 +86,7 @@ export async function runPrompt(
   let sent: Awaited<ReturnType<typeof sendFitted>>;
   try {
     sent = await sendFitted(agent, client, [...agent.history, user], {
-      err: io.err,
+      err,
       signal: io.signal,
       onSend: begin,
       onToken(token) {
