@@ -144,14 +144,17 @@ export async function fitRequest(
     );
   }
   replaceHistory(agent, messages, compacted.keptFrom, compacted.messages);
+  const kept = messages.length - compacted.keptFrom;
   opts.err.write(
     `⟳ The conversation did not fit the ${window}-token window: its oldest ${
       plural(compacted.summarized, "message")
-    } were summarized by ${client.model} (${used} → ${after} tokens, ${
+    } ${
+      compacted.summarized === 1 ? "was" : "were"
+    } summarized by ${client.model} (${used} → ${after} tokens, ${
       plural(compacted.requests, "request")
-    }); the last ${
-      plural(messages.length - compacted.keptFrom, "message")
-    } are kept as they were\n`,
+    }); the last ${plural(kept, "message")} ${kept === 1 ? "is" : "are"} kept as ${
+      kept === 1 ? "it was" : "they were"
+    }\n`,
   );
   return {
     messages: compacted.messages,

@@ -73,7 +73,7 @@ export async function runPrompt(
     spinner?.start();
   };
   // A line said while the spinner runs (the refusal before a retry) goes on a clean line.
-  const err: Output = {
+  const lines: Output = {
     write(text) {
       spinner?.stop();
       io.err.write(text);
@@ -86,7 +86,7 @@ export async function runPrompt(
   let sent: Awaited<ReturnType<typeof sendFitted>>;
   try {
     sent = await sendFitted(agent, client, [...agent.history, user], {
-      err,
+      err: lines,
       signal: io.signal,
       onSend: begin,
       onToken(token) {
