@@ -223,6 +223,7 @@ Deno.test("the sample agents/harvey.yaml documents only keys Harvey knows, with 
     assert.equal(store.config.routes[0].api_key_env, "OPENAI_API_KEY");
     assert.equal(store.config.run_timeout, 300_000);
     assert.deepEqual(store.config.permissions[".env"], ["read"]);
+    assert.deepEqual(store.config.sandbox, { network: false });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
