@@ -195,7 +195,7 @@ Deno.test("HARVEY.md: dynamic sections are expanded; no file gives the built-in 
     const text = await expandDynamicSections(
       "Date: <!-- @date -->\n<!-- @files -->\nGit: <!-- @git-status -->",
       dir,
-      new Date("2026-03-04T10:00:00Z"),
+      { now: new Date("2026-03-04T10:00:00Z") },
     );
     assert.match(text, /^Date: 2026-03-04\n/);
     assert.match(text, /src\/\n  a\.ts/);

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { formatMs } from "./run.ts";
+import { formatMs } from "../ops/run.ts";
 import { auditLines } from "./audit.ts";
 import { permissionLines } from "./permissions.ts";
 import type { CommandSpec } from "./registry.ts";
