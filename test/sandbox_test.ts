@@ -1,7 +1,8 @@
 /**
  * The OS sandbox: its command lines (bubblewrap, and the sandbox-exec profile that cannot run
  * here), the workspace scan and its cache, what a sandboxed command can and cannot do, the
- * commands of the model that only run inside it.
+ * commands of the model that only run inside it, and the pid namespace that takes a
+ * llamafile launcher's children down with it.
  *
  * On Linux these tests need bubblewrap: a missing bwrap fails them with a message instead of
  * skipping them (CI installs it).
@@ -9,10 +10,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runProgram } from "../src/ops/run.ts";
+import { findFreePort } from "../src/runtime/probe.ts";
 import { findOnPath } from "../src/runtime/spawn.ts";
 import { probeSandbox } from "../src/security/sandbox.ts";
 import { bwrapArgs, sandboxExecProfile, type SandboxPlan } from "../src/security/sandbox_plan.ts";
 import { WorkspaceScan } from "../src/security/sandbox_scan.ts";
+import { spawnHarvey } from "./harvey_child.ts";
 import { type TestSession, testSession } from "./helpers.ts";
 
 const LINUX = Deno.build.os === "linux";
@@ -416,4 +419,72 @@ Deno.test("without a sandbox: the model's commands are refused, the user's are r
     await s.close();
     await Deno.remove(bin, { recursive: true });
   }
+});
+
+/** A llamafile launcher that starts the real server as its child and waits: no `exec`. */
+async function writeForkingLauncher(dir: string): Promise<string> {
+  const path = join(dir, "forking.llamafile");
+  const fake = new URL("./fixtures/fake_llamafile.ts", import.meta.url).pathname;
+  const denoDir = Deno.env.get("DENO_DIR");
+  await Deno.writeTextFile(
+    path,
+    [
+      "#!/bin/sh",
+      ...(denoDir ? [`export DENO_DIR='${denoDir}'`] : []),
+      `'${Deno.execPath()}' run --quiet --no-config --no-prompt --allow-net --allow-env --allow-read '${fake}' --fake-self "$0" "$@" &`,
+      "wait",
+      "",
+    ].join("\n"),
+  );
+  await Deno.chmod(path, 0o755);
+  return path;
+}
+
+Deno.test({
+  name: "kill -9 of Harvey takes down the real server of a launcher that does not exec",
+  ignore: !LINUX,
+  fn: async () => {
+    await requireSandbox();
+    const root = await Deno.makeTempDir({ prefix: "harvey-orphan-" });
+    const launcher = await writeForkingLauncher(root);
+    await Deno.mkdir(join(root, "agents"));
+    await Deno.writeTextFile(
+      join(root, "agents/harvey.yaml"),
+      `llamafile:\n  url: http://127.0.0.1:${findFreePort()}\n`,
+    );
+    const child = spawnHarvey(["--llamafile", launcher, "--run", "-"], {
+      cwd: root,
+      env: { PATH },
+    });
+    try {
+      // Wait until Harvey uses the model: the server is up.
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let seen = "";
+      while (!/Using model/.test(seen)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += value;
+      }
+      assert.match(seen, /Using model/, seen);
+      const servers = pidsWith(launcher).filter((p) =>
+        Deno.readTextFileSync(`/proc/${p}/cmdline`).includes("fake_llamafile.ts")
+      );
+      assert.equal(servers.length, 1, `one real server runs: ${servers}`);
+      Deno.kill(child.pid, "SIGKILL");
+      await child.status;
+      reader.releaseLock();
+      assert.deepEqual(await waitNone(launcher), [], "the real server outlived Harvey");
+    } finally {
+      for (const pid of pidsWith(launcher)) Deno.kill(pid, "SIGKILL");
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // gone
+      }
+      await child.stdout.cancel().catch(() => {});
+      await child.stderr.cancel().catch(() => {});
+      await child.stdin.close().catch(() => {});
+      await Deno.remove(root, { recursive: true });
+    }
+  },
 });
