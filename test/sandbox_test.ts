@@ -9,7 +9,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { runDoctor } from "../src/doctor.ts";
 import { runProgram } from "../src/ops/run.ts";
+import { BufferOutput } from "../src/repl/output.ts";
 import { findFreePort } from "../src/runtime/probe.ts";
 import { findOnPath } from "../src/runtime/spawn.ts";
 import { probeSandbox } from "../src/security/sandbox.ts";
@@ -193,6 +195,28 @@ Deno.test("the workspace scan finds every .git and secret, and lists only folder
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "/security and harvey doctor say what the sandbox covers",
+  ignore: !LINUX,
+  fn: async () => {
+    await requireSandbox();
+    const s = await testSession({ files: { "agents/harvey.yaml": "sandbox:\n  network: true\n" } });
+    try {
+      assert.equal(await s.run("/security"), 0);
+      assert.match(
+        s.out.text,
+        /Sandbox: +bubblewrap \(\/\S+\/bwrap\): the system read-only; the workspace writable except every \.git, agents\/ and read-only paths; secrets and \$HOME credentials masked; a private \/tmp; its own pids and \/proc; network on \(sandbox\.network\)\n +used by: safe-mode ! and \/run, every git Harvey runs, all commands of the model\n/,
+      );
+      const doctor = new BufferOutput();
+      await runDoctor(s.agent, doctor, { os: "linux" });
+      assert.match(doctor.text, /✓ sandbox +bubblewrap \(\/\S+\/bwrap\): the system read-only/);
+      assert.doesNotMatch(doctor.text, /→ sandbox:/);
+    } finally {
+      await s.close();
+    }
+  },
 });
 
 /** A session whose commands from the model run sandboxed (safe mode off: any program). */
@@ -415,6 +439,21 @@ Deno.test("without a sandbox: the model's commands are refused, the user's are r
     }
     const log = await Deno.readTextFile(join(s.root, "agents/audit.jsonl"));
     assert.match(log, /"action":"run","details":"ls: Refused: commands from the model/);
+
+    s.out.text = "";
+    assert.equal(await s.run("/security"), 0);
+    assert.match(
+      s.out.text,
+      /Sandbox: +none — bubblewrap \(bwrap\) was not found on PATH; apt install bubblewrap/,
+    );
+    assert.match(s.out.text, /safe-mode commands run without it; the model's commands are refused/);
+    const doctor = new BufferOutput();
+    await runDoctor(s.agent, doctor, { os: "linux" });
+    assert.match(
+      doctor.text,
+      /✗ sandbox +bubblewrap \(bwrap\) was not found on PATH — the model's commands are refused/,
+    );
+    assert.match(doctor.text, /→ sandbox: apt install bubblewrap, dnf install bubblewrap/);
   } finally {
     await s.close();
     await Deno.remove(bin, { recursive: true });

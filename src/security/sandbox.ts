@@ -220,6 +220,33 @@ function homeMasks(home: string | undefined, root: string): { files: string[]; d
 }
 
 /**
+ * What the sandbox covers, or why there is none and how to get it, in lines for `/security`
+ * and `harvey doctor`.
+ *
+ * @example
+ * ```ts
+ * sandboxLines(await sandbox.status(), { network: false });
+ * // ["bubblewrap (/usr/bin/bwrap): the system read-only; …", "used by: …"]
+ * ```
+ */
+export function sandboxLines(status: SandboxStatus, opts: { network: boolean }): string[] {
+  if (!status.available) {
+    return [
+      `none — ${status.detail}${status.howTo ? `; ${status.howTo}` : ""}`,
+      "safe-mode commands run without it; the model's commands are refused",
+    ];
+  }
+  return [
+    `${status.detail}: the system read-only; the workspace writable except every .git, ` +
+    `agents/ and read-only paths; secrets and $HOME credentials masked; a private /tmp; ` +
+    `its own pids${status.kind === "bwrap" ? " and /proc" : ""}; network ${
+      opts.network ? "on" : "off"
+    } (sandbox.network)`,
+    "used by: safe-mode ! and /run, every git Harvey runs, all commands of the model",
+  ];
+}
+
+/**
  * Probes this system's sandbox: on Linux, `bwrap` on PATH must start a sandbox like the one
  * commands get (user namespaces may be disabled); on macOS, `/usr/bin/sandbox-exec` must
  * exist. Elsewhere there is none.
