@@ -149,7 +149,7 @@ export class Sandbox {
       writable: opts.writable,
       network: opts.network,
       cwd: opts.cwd ?? this.root,
-      readOnly: [...found.gits, join(this.root, "agents"), ...found.readOnly],
+      readOnly: outermost([...found.gits, join(this.root, "agents"), ...found.readOnly]),
       maskFiles: [...found.maskFiles, ...masks.files],
       maskDirs: [...found.maskDirs, ...masks.dirs],
       emptyFile: await this.#empty(),
@@ -197,6 +197,12 @@ export class Sandbox {
     this.#emptyFile = await Deno.realPath(path);
     return this.#emptyFile;
   }
+}
+
+/** `paths` without those inside another of them (one mount covers them), each once. */
+function outermost(paths: string[]): string[] {
+  const unique = [...new Set(paths)];
+  return unique.filter((p) => !unique.some((q) => q !== p && p.startsWith(`${q}${sep}`)));
 }
 
 /** The credential stores of `home` that exist, split into files and folders (real paths). */
