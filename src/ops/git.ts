@@ -14,6 +14,7 @@ import { commandEnv } from "../security/child_env.ts";
 import { runCommand } from "../security/command_runner.ts";
 import { checkGitArgs, GIT_READ_ONLY } from "../security/git_policy.ts";
 import type { Sandbox } from "../security/sandbox.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import { readableRule } from "./readable.ts";
 
 /** The most git output kept (printed, and added to the conversation). */
@@ -181,7 +182,7 @@ export async function gitOutput(
     cut: result.truncated,
     code: result.code,
     failure: failed
-      ? (result.stderr ?? "").trim().split("\n")[0] || `exit status ${result.code}`
+      ? escapeControls((result.stderr ?? "").trim().split("\n")[0]) || `exit status ${result.code}`
       : undefined,
     sandboxed,
   };
