@@ -372,6 +372,27 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "a git of the model is hardened too: the repository's fsmonitor does not run",
+  ignore: !LINUX,
+  fn: async () => {
+    await requireSandbox();
+    const s = await modelSession();
+    try {
+      const config = join(s.root, ".git/config");
+      await Deno.writeTextFile(config, '[core]\n\tfsmonitor = "echo FSMONITOR-RAN >&2; echo"\n', {
+        append: true,
+      });
+      const r = await runProgram(s.agent, ["git", "status", "--short"], { source: "model" });
+      assert.equal(r.code, 0, r.captured);
+      assert.match(r.captured, /\?\? src\//);
+      assert.doesNotMatch(r.captured, /FSMONITOR-RAN/);
+    } finally {
+      await s.close();
+    }
+  },
+});
+
 /** The pids whose command line holds `marker` (zombies and this process left out). */
 function pidsWith(marker: string): number[] {
   const pids: number[] = [];

@@ -4,9 +4,9 @@
  * permissions, the OS sandbox, the filtered environment, the timeout and the audit log; the
  * faces only format what it returns.
  *
- * Where a command runs: with safe mode on, inside the sandbox (a safe-mode `git` hardened,
- * the workspace read-only); a command from the model always inside the sandbox, whatever safe
- * mode says, and refused where there is none; with safe mode off, a command the user typed
+ * Where a command runs: with safe mode on, inside the sandbox; a command from the model always
+ * inside the sandbox, whatever safe mode says, and refused where there is none (a `git` of
+ * either is hardened and sees the workspace read-only); with safe mode off, a command the user typed
  * runs as they asked, outside the sandbox, with the filtered environment. The network inside
  * the sandbox follows `sandbox.network`.
  *
@@ -86,7 +86,7 @@ export async function runProgram(
 
   let args = argv.slice(1);
   let writable = true;
-  if (config.safe_mode && commandName(argv[0]) === "git") {
+  if ((config.safe_mode || opts.source === "model") && commandName(argv[0]) === "git") {
     ({ args, env } = hardenGit(args, { root, env: agent.env }));
     writable = false; // the read-only git writes nothing
   }
