@@ -209,6 +209,10 @@ Deno.test({
         s.out.text,
         /Sandbox: +bubblewrap \(\/\S+\/bwrap\): the system read-only; the workspace writable except every \.git, agents\/ and read-only paths; secrets and \$HOME credentials masked; a private \/tmp; its own pids and \/proc; network on \(sandbox\.network\)\n +used by: safe-mode ! and \/run, every git Harvey runs, all commands of the model\n/,
       );
+      assert.match(
+        s.out.text,
+        /Safe mode: on — \/run and ! run only allowed commands, held to reading, in the OS sandbox/,
+      );
       const doctor = new BufferOutput();
       await runDoctor(s.agent, doctor, { os: "linux" });
       assert.match(doctor.text, /✓ sandbox +bubblewrap \(\/\S+\/bwrap\): the system read-only/);
