@@ -12,6 +12,7 @@ import type { ModelSource } from "./llm/catalog.ts";
 import type { Recorder } from "./repl/recorder.ts";
 import type { Supervisor } from "./runtime/supervisor.ts";
 import type { AuditLog } from "./security/audit.ts";
+import type { Sandbox } from "./security/sandbox.ts";
 import type { Asker, LLMClient, Message, Output } from "./types.ts";
 import type { Workspace } from "./workspace.ts";
 
@@ -65,6 +66,8 @@ export class Agent {
   checkPath?: (path: string, perm: "read" | "write" | "exec" | "delete") => void;
   /** The audit log (src/security/audit.ts): `agent.audit?.record(action, details, outcome)`. */
   audit?: AuditLog;
+  /** The OS sandbox of the commands this session runs (src/security/sandbox.ts). */
+  sandbox?: Sandbox;
   /** The client of a named route, for `@name` turns, when routes are configured. */
   routeClient?: (name: string) => Promise<LLMClient>;
   /** Set by `/exit`: the loop ends after the current line. */

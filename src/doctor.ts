@@ -16,6 +16,7 @@ import {
   programVersion,
 } from "./llm/llama_cli.ts";
 import { findOnPath } from "./runtime/spawn.ts";
+import { probeSandbox, sandboxLines } from "./security/sandbox.ts";
 import type { Output } from "./types.ts";
 
 /** Where pre-built llamafiles are listed. */
@@ -166,6 +167,15 @@ export async function examine(agent: Agent, opts: DoctorOptions = {}): Promise<D
       }
     }
   }
+
+  const sandbox = await probeSandbox({ env, os });
+  const [covers] = sandboxLines(sandbox, { network: agent.config.config.sandbox.network });
+  checks.push({
+    ok: sandbox.available,
+    label: "sandbox",
+    detail: sandbox.available ? covers : `${sandbox.detail} — the model's commands are refused`,
+  });
+  if (!sandbox.available && sandbox.howTo) hints.push(`sandbox: ${sandbox.howTo}`);
 
   const cfg = agent.config.config.llamacpp;
   const server = findLlamaServer(agent);

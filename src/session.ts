@@ -20,6 +20,7 @@ import { Supervisor } from "./runtime/supervisor.ts";
 import { routeClients } from "./routes/clients.ts";
 import { AuditLog } from "./security/audit.ts";
 import { pathGuard } from "./security/guard.ts";
+import { Sandbox } from "./security/sandbox.ts";
 import { secretRedactor } from "./security/redact.ts";
 import type { Asker, Output } from "./types.ts";
 import { Workspace } from "./workspace.ts";
@@ -55,6 +56,11 @@ export async function createSession(opts: SessionOptions): Promise<Agent> {
     env: opts.env,
     root: workspace.root,
   });
+  const sandbox = new Sandbox({
+    root: workspace.root,
+    env: opts.env,
+    permissions: () => config.config.permissions,
+  });
   const supervisor = new Supervisor({
     stateDir: join(workspace.root, "agents"),
     startupTimeoutMs: config.config.startup_timeout,
@@ -67,12 +73,14 @@ export async function createSession(opts: SessionOptions): Promise<Agent> {
     settings,
     asker: opts.asker,
     commands: createRegistry(),
-    systemPrompt: await loadSystemPrompt(workspace.root),
+    systemPrompt: await loadSystemPrompt(workspace.root, { env: opts.env, sandbox }),
     env: opts.env,
     err: opts.err,
     supervisor,
   });
   agent.onShutdown(() => supervisor.stopAll());
+  agent.sandbox = sandbox;
+  agent.onShutdown(() => sandbox.close());
   agent.audit = new AuditLog({
     file: join(workspace.root, "agents", "audit.jsonl"),
     redact: secretRedactor(opts.env),

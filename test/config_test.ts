@@ -195,7 +195,7 @@ Deno.test("HARVEY.md: dynamic sections are expanded; no file gives the built-in 
     const text = await expandDynamicSections(
       "Date: <!-- @date -->\n<!-- @files -->\nGit: <!-- @git-status -->",
       dir,
-      new Date("2026-03-04T10:00:00Z"),
+      { now: new Date("2026-03-04T10:00:00Z") },
     );
     assert.match(text, /^Date: 2026-03-04\n/);
     assert.match(text, /src\/\n  a\.ts/);
@@ -223,6 +223,7 @@ Deno.test("the sample agents/harvey.yaml documents only keys Harvey knows, with 
     assert.equal(store.config.routes[0].api_key_env, "OPENAI_API_KEY");
     assert.equal(store.config.run_timeout, 300_000);
     assert.deepEqual(store.config.permissions[".env"], ["read"]);
+    assert.deepEqual(store.config.sandbox, { network: false });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

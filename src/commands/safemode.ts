@@ -17,7 +17,9 @@ export function safeModeLines(agent: Agent): string[] {
   const c = agent.config.config;
   return [
     `Safe mode: ${
-      c.safe_mode ? "on — /run and ! run only allowed commands" : "off — /run and ! run anything"
+      c.safe_mode
+        ? "on — /run and ! run only allowed commands, held to reading, in the OS sandbox"
+        : "off — /run and ! run what you type, outside the sandbox (the model's commands stay in it)"
     }`,
     `Allowed:   ${c.allowed_commands.length ? c.allowed_commands.join(" ") : "none"}`,
   ];

@@ -1,9 +1,11 @@
 /**
- * `/security`: safe mode, the allowlist, path permissions and the audit log in one view.
+ * `/security`: safe mode, the OS sandbox, the allowlist, path permissions and the audit log in
+ * one view.
  *
  * @module
  */
-import { formatMs } from "./run.ts";
+import { formatMs } from "../ops/run.ts";
+import { probeSandbox, sandboxLines } from "../security/sandbox.ts";
 import { auditLines } from "./audit.ts";
 import { permissionLines } from "./permissions.ts";
 import type { CommandSpec } from "./registry.ts";
@@ -13,11 +15,17 @@ import { safeModeLines } from "./safemode.ts";
 export const securityCommand: CommandSpec = {
   name: "security",
   usage: ["/security"],
-  summary: "Show safe mode, allowed commands, path permissions and the audit log state",
-  run(agent, _args, out) {
+  summary: "Show safe mode, the sandbox, allowed commands, path permissions and the audit log",
+  async run(agent, _args, out) {
     const timeout = agent.config.config.run_timeout;
+    const status = await (agent.sandbox?.status() ?? probeSandbox({ env: agent.env }));
+    const [sandbox, ...more] = sandboxLines(status, {
+      network: agent.config.config.sandbox.network,
+    });
     const lines = [
       ...safeModeLines(agent),
+      `Sandbox:   ${sandbox}`,
+      ...more.map((l) => `           ${l}`),
       `Timeout:   ${timeout > 0 ? formatMs(timeout) : "none"} per /run or ! command (run_timeout)`,
       "Child env: PATH HOME USER SHELL TERM LANG LC_* PWD OLLAMA_* HARVEY_* only; keys and tokens never",
       ...auditLines(agent),
@@ -25,6 +33,5 @@ export const securityCommand: CommandSpec = {
       ...permissionLines(agent),
     ];
     for (const line of lines) out.write(`${line}\n`);
-    return Promise.resolve();
   },
 };

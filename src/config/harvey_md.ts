@@ -4,6 +4,17 @@
  * @module
  */
 import { join } from "node:path";
+import { gitOutput } from "../ops/git.ts";
+import type { Sandbox } from "../security/sandbox.ts";
+
+/** What the dynamic sections may use: the environment git gets (filtered), and the sandbox. */
+export interface DynamicOptions {
+  now?: Date;
+  /** Harvey's environment; git sees it filtered (default: none but PATH from Deno). */
+  env?: Record<string, string>;
+  /** `<!-- @git-status -->` runs git inside it when it is available. */
+  sandbox?: Sandbox;
+}
 
 /** The system prompt used when the workspace has no `HARVEY.md`. */
 export const BUILTIN_SYSTEM_PROMPT =
@@ -17,7 +28,7 @@ const FILES_CAP = 200;
  * Reads `HARVEY.md` at the workspace root and expands `<!-- @date -->`, `<!-- @files -->` and
  * `<!-- @git-status -->`. Without the file, the built-in prompt.
  */
-export async function loadSystemPrompt(root: string, now = new Date()): Promise<string> {
+export async function loadSystemPrompt(root: string, opts: DynamicOptions = {}): Promise<string> {
   let text: string;
   try {
     text = await Deno.readTextFile(join(root, "HARVEY.md"));
@@ -25,29 +36,31 @@ export async function loadSystemPrompt(root: string, now = new Date()): Promise<
     if (err instanceof Deno.errors.NotFound) return BUILTIN_SYSTEM_PROMPT;
     throw err;
   }
-  return await expandDynamicSections(text, root, now);
+  return await expandDynamicSections(text, root, opts);
 }
 
 /**
- * Replaces the dynamic markers of a system prompt with live data.
+ * Replaces the dynamic markers of a system prompt with live data. git runs hardened, with the
+ * filtered environment, and in the sandbox when there is one (`src/ops/git.ts`).
  *
  * @example
  * ```ts
- * await expandDynamicSections("Date: <!-- @date -->", "/proj", new Date("2026-01-02"));
+ * await expandDynamicSections("Date: <!-- @date -->", "/proj", { now: new Date("2026-01-02") });
  * // "Date: 2026-01-02"
  * ```
  */
 export async function expandDynamicSections(
   text: string,
   root: string,
-  now = new Date(),
+  opts: DynamicOptions = {},
 ): Promise<string> {
+  const now = opts.now ?? new Date();
   let out = text.replaceAll("<!-- @date -->", now.toISOString().slice(0, 10));
   if (out.includes("<!-- @files -->")) {
     out = out.replaceAll("<!-- @files -->", (await fileTree(root, FILES_CAP)).join("\n"));
   }
   if (out.includes("<!-- @git-status -->")) {
-    out = out.replaceAll("<!-- @git-status -->", await gitStatus(root));
+    out = out.replaceAll("<!-- @git-status -->", await gitStatus(root, opts));
   }
   return out;
 }
@@ -77,16 +90,12 @@ export async function fileTree(root: string, cap: number): Promise<string[]> {
   return lines;
 }
 
-async function gitStatus(root: string): Promise<string> {
+async function gitStatus(root: string, opts: DynamicOptions): Promise<string> {
+  const env = opts.env ?? { PATH: Deno.env.get("PATH") ?? "" };
   try {
-    const out = await new Deno.Command("git", {
-      args: ["status", "--short"],
-      cwd: root,
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    if (!out.success) return "(not a git repository)";
-    const text = new TextDecoder().decode(out.stdout).trimEnd();
+    const out = await gitOutput(["status", "--short"], { root, env, sandbox: opts.sandbox });
+    if (out.failure !== undefined) return "(not a git repository)";
+    const text = out.text.trimEnd();
     return text || "(clean)";
   } catch {
     return "(git not available)";

@@ -64,6 +64,11 @@ export interface HarveyConfig {
   safe_mode: boolean;
   allowed_commands: string[];
   permissions: Record<string, string[]>;
+  /** The OS sandbox of the commands Harvey runs (src/security/sandbox.ts). */
+  sandbox: {
+    /** Whether sandboxed commands may use the network (default false: no network at all). */
+    network: boolean;
+  };
   llamafile: {
     models_dir?: string;
     active?: string;
@@ -120,6 +125,7 @@ export function defaultConfig(): HarveyConfig {
     safe_mode: true,
     allowed_commands: [...DEFAULT_ALLOWED_COMMANDS],
     permissions: {},
+    sandbox: { network: false },
     llamafile: { url: "http://localhost:8080", models: [] },
     llamacpp: {
       server_bin: "llama-server",
@@ -158,6 +164,7 @@ const SCHEMA: Field = {
     safe_mode: { kind: "boolean" },
     allowed_commands: { kind: "strings" },
     permissions: { kind: "map", value: { kind: "strings" } },
+    sandbox: { kind: "object", fields: { network: { kind: "boolean" } } },
     llamafile: {
       kind: "object",
       fields: {

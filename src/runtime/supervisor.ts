@@ -26,7 +26,15 @@ import {
   readContextSize,
 } from "./probe.ts";
 import { type RunningServer, Server } from "./server.ts";
-import { findOnPath, isExecRefusal, isExecutable, isWrapperExecRefusal, launch } from "./spawn.ts";
+import {
+  findOnPath,
+  isExecRefusal,
+  isExecutable,
+  isWrapperExecRefusal,
+  launch,
+  type PidNamespace,
+  pidNamespaceFinder,
+} from "./spawn.ts";
 
 /** What to start. The runtime files (`llamafile.ts`, `llama_server.ts`) build these. */
 export interface ServerSpec {
@@ -123,6 +131,7 @@ export class Supervisor {
   readonly #env: Record<string, string>;
   readonly #out?: Output;
   readonly #setpriv?: string;
+  readonly #pidNamespace: () => PidNamespace | undefined = () => undefined;
   readonly #servers = new Set<Server>();
   #spawnCount = 0;
 
@@ -134,6 +143,7 @@ export class Supervisor {
     this.#out = opts.out;
     if (Deno.build.os === "linux" && opts.pdeathsig !== false) {
       this.#setpriv = findOnPath("setpriv", this.#env.PATH ?? "");
+      this.#pidNamespace = pidNamespaceFinder(this.#env.PATH ?? "");
     }
   }
 
@@ -318,6 +328,7 @@ export class Supervisor {
         cwd: spec.cwd,
         setpriv: this.#setpriv,
         viaSh,
+        pidNamespace: this.#pidNamespace(),
       });
     } catch (err) {
       if (spec.ape && !viaSh && isExecRefusal(err)) {

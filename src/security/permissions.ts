@@ -36,8 +36,8 @@ const SECRET_PATHS: readonly string[] = ["agents/harvey.yaml"];
 /** Files Harvey keeps that the agent may read but not change. */
 const READ_ONLY_PATHS: readonly string[] = ["agents/audit.jsonl"];
 /**
- * Folders that are read-only by default: `.git` holds hooks and config (`core.fsmonitor`,
- * aliases) that git runs, so a write there could make a safe-mode `git` run anything.
+ * Folders that are read-only by default, at any depth (`sub/.git` too): `.git` holds hooks and
+ * config (`core.fsmonitor`, aliases) that git runs, so a write there could make git run anything.
  */
 const READ_ONLY_FOLDERS: readonly string[] = [".git"];
 
@@ -129,7 +129,7 @@ export function checkPath(
         `a log Harvey keeps, read-only unless an entry names it: /permissions set ${path} read,${perm}`,
     };
   }
-  const folder = READ_ONLY_FOLDERS.find((f) => covers(f, path));
+  const folder = gitFolderOf(path);
   if (
     folder && perm !== "read" && (best === undefined || !covers(folder, normalizeRelPath(best)!))
   ) {
@@ -151,6 +151,16 @@ export function checkPath(
     reason:
       `permissions entry "${best}" allows ${shown}; change it with /permissions set ${best} PERMS`,
   };
+}
+
+/**
+ * The `.git` folder that holds `path`, at any depth and in any case (`sub/.git` for
+ * `sub/.git/config`): a nested repository's hooks and config run as surely as the top one's.
+ */
+function gitFolderOf(path: string): string | undefined {
+  const parts = path.split("/");
+  const i = parts.findIndex((p) => READ_ONLY_FOLDERS.includes(p.toLowerCase()));
+  return i < 0 ? undefined : parts.slice(0, i + 1).join("/");
 }
 
 /** Longer prefixes are more specific; `.` is the least specific of all. */
