@@ -5,7 +5,7 @@
  */
 import { HarveyError } from "../errors.ts";
 import type { Output } from "../types.ts";
-import type { LogRing } from "./log_ring.ts";
+import { loadProgress, type LogRing } from "./log_ring.ts";
 import { processAlive, processGroup, removeRecord } from "./pid_file.ts";
 import { signalProcess } from "./spawn.ts";
 
@@ -127,6 +127,11 @@ export class Server implements RunningServer {
 
   logs(): string[] {
     return this.#ring?.lines() ?? [];
+  }
+
+  /** What the server says while it loads (`loading 42%`, its last line), when it said anything. */
+  progress(): string | undefined {
+    return this.#ring ? loadProgress(this.#ring) : undefined;
   }
 
   /** The last `n` lines of stderr (or of stdout when stderr is empty). */
