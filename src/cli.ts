@@ -101,6 +101,22 @@ export async function run(args: string[]): Promise<number> {
   return await runRepl(result.parsed.flags);
 }
 
+/** Throws a usage error unless `--llamafile-url` (when given) is an http(s) URL. */
+function checkUrlFlag(url: string | undefined): void {
+  if (url === undefined) return;
+  let ok = false;
+  try {
+    ok = ["http:", "https:"].includes(new URL(url).protocol);
+  } catch {
+    ok = false;
+  }
+  if (!ok) {
+    throw new UsageError(
+      `--llamafile-url expects a URL such as http://127.0.0.1:8080, found "${url}"`,
+    );
+  }
+}
+
 async function runRepl(flags: Flags): Promise<number> {
   const env = Deno.env.toObject();
   const interactive = !flags.run && flags.print === undefined && Deno.stdin.isTerminal() &&
@@ -115,6 +131,7 @@ async function runRepl(flags: Flags): Promise<number> {
   let code: number;
   try {
     code = await (async (): Promise<number> => {
+      checkUrlFlag(flags.llamafileUrl);
       if (flags.run && flags.run !== "-") {
         try {
           source = linesFromText(await Deno.readTextFile(flags.run));
@@ -160,8 +177,11 @@ async function runRepl(flags: Flags): Promise<number> {
           `Harvey ${VERSION} · workspace ${agent.workspace.root} · /help for commands\n`,
         );
       }
-      // A headless script answers "Start NAME now?" on its next line; -p cannot answer.
-      await selectBackend(agent, err, { ask: interactive, confirm: flags.print === undefined });
+      // Start-up never reads a script's lines: only a person at a terminal is asked.
+      await selectBackend(agent, err, {
+        interactive,
+        urlGiven: flags.llamafileUrl !== undefined,
+      });
       const io = { out: stdoutOutput, err, spinner: interactive, color };
       if (flags.print !== undefined) {
         const controller = new AbortController();

@@ -73,12 +73,22 @@ Deno.test("command line: version, usage errors and exit statuses", async (t) => 
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, "echo: just this\n");
     });
-    await t.step("no backend: the guidance, and a prompt fails with one line", async () => {
+    await t.step("no backend: one line names why, and the prompt fails with it", async () => {
       const r = await harvey(["--llamafile-url", "http://127.0.0.1:9", "-p", "x"], { cwd: dir });
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /No backend selected\./);
-      assert.match(r.stderr, /\/llamafile add/);
-      assert.match(r.stderr, /✗ No backend selected — connect one/);
+      assert.equal(
+        r.stderr,
+        "✗ Nothing answers at http://127.0.0.1:9 (--llamafile-url): start the server there or check the URL\n" +
+          "✗ No backend selected (nothing answers at http://127.0.0.1:9 (--llamafile-url)) — " +
+          "connect one with /model, /ollama start or /llamafile add\n",
+      );
+      const none = await harvey(["-p", "x"], { cwd: dir });
+      assert.equal(none.code, 1);
+      assert.match(
+        none.stderr,
+        /✗ No backend selected \(Ollama is not running at http:\/\/127\.0\.0\.1:9 and no model is registered\)/,
+      );
+      assert.doesNotMatch(none.stderr, /Download it to/, "the guidance is for a person");
     });
     await t.step("a refused permission names what was refused", async () => {
       const flags = harveyTask().flags.filter((p) => p !== "--allow-write").concat(

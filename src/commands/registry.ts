@@ -157,11 +157,22 @@ export function required(value: string | undefined, usage: string): string {
   return value;
 }
 
-/** Throws when the agent has no backend; otherwise returns it. */
+/** Why start-up selected no backend, per session. */
+const noBackendReasons = new WeakMap<Agent, string>();
+
+/** Keeps why no backend could be had, for the first line that needs one to say. */
+export function noteNoBackend(agent: Agent, reason: string): void {
+  noBackendReasons.set(agent, reason);
+}
+
+/** Throws when the agent has no backend, saying why when start-up knew; else returns it. */
 export function needClient(agent: Agent): NonNullable<Agent["client"]> {
   if (!agent.client) {
+    const reason = noBackendReasons.get(agent);
     throw new HarveyError(
-      "No backend selected — connect one with /model, /ollama start or /llamafile add",
+      `No backend selected${
+        reason ? ` (${reason})` : ""
+      } — connect one with /model, /ollama start or /llamafile add`,
     );
   }
   return agent.client;
