@@ -36,6 +36,8 @@ function buildProgram(result: { parsed?: Parsed }) {
     .configureOutput({
       writeOut: (s) => stdoutOutput.write(s),
       writeErr: (s) => stderrOutput.write(s),
+      // Errors are written by `run` in Harvey's own style, with a usage line.
+      outputError: () => {},
     })
     .option("-w, --workdir <dir>", "the workspace folder (default: the current folder)")
     .option("-m, --model <name>", "the model to use")
@@ -79,6 +81,47 @@ function buildProgram(result: { parsed?: Parsed }) {
   return program;
 }
 
+/** The usage line of each command of the command line. */
+const USAGE: Record<string, string> = {
+  harvey:
+    "harvey [-w DIR] [-m NAME] [--run FILE | -p PROMPT] [flags] · harvey pull REPO FILE · harvey doctor",
+  pull: "harvey pull REPO FILE [--revision REV] [--dir DIR] [--sha256 HEX] [--name NAME]",
+  doctor: "harvey doctor [--install]",
+};
+
+/**
+ * A command-line error in Harvey's words, with the usage line of the command it was for:
+ * `✗ Unknown option --frob\nUsage: harvey … (harvey --help lists the flags)`.
+ */
+export function usageError(err: CommanderError, args: string[]): string {
+  const sub = args.find((a) => !a.startsWith("-"));
+  const command = sub === "pull" || sub === "doctor" ? sub : "harvey";
+  const [first, ...more] = err.message.replace(/^error: /, "").split("\n");
+  let what = first.replace(/'([^']*)'/g, "$1").replace(/\.$/, "");
+  let m: RegExpExecArray | null;
+  if (err.code === "commander.missingArgument") {
+    m = /argument (\S+)/.exec(what);
+    const missing = m?.[1] === "repo" ? "REPO and FILE" : m ? m[1].toUpperCase() : "more";
+    what = `harvey ${command} needs ${missing}`;
+  } else if (err.code === "commander.optionMissingArgument") {
+    m = /option (.+?) <(\w+)> argument missing/.exec(what);
+    if (m) what = `${m[1].replace(", ", "/")} needs a value (${m[2].toUpperCase()})`;
+  } else if (err.code === "commander.excessArguments") {
+    m = /got \d+: (.+)$/.exec(what);
+    what = command === "harvey"
+      ? `Unknown command ${m?.[1] ?? ""}: expected pull or doctor, or only flags`
+      : `harvey ${command} takes ${
+        command === "pull" ? "REPO and FILE only" : "no arguments"
+      }, found ${m?.[1] ?? "more"}`;
+  }
+  const hint = more.join(" ").replace(/[()]/g, "").trim();
+  // Sentence case, but a command name stays as it is typed.
+  if (!what.startsWith("harvey")) what = `${what.charAt(0).toUpperCase()}${what.slice(1)}`;
+  const line = `${what}${hint ? ` — ${hint}` : ""}`;
+  const help = command === "harvey" ? "harvey --help" : `harvey ${command} --help`;
+  return `✗ ${line}\nUsage: ${USAGE[command]} (${help} tells more)\n`;
+}
+
 /** Parses `args` and runs Harvey; returns the exit status. */
 export async function run(args: string[]): Promise<number> {
   const result: { parsed?: Parsed } = {};
@@ -86,7 +129,9 @@ export async function run(args: string[]): Promise<number> {
     await buildProgram(result).parseAsync(args, { from: "user" });
   } catch (err) {
     if (err instanceof CommanderError) {
-      return err.exitCode === 0 || err.code === "commander.version" ? 0 : 2;
+      if (err.exitCode === 0 || err.code === "commander.version") return 0;
+      stderrOutput.write(usageError(err, args));
+      return 2;
     }
     stderrOutput.write(`✗ ${describeError(err)}\n`);
     return 1;

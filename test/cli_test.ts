@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { startFakeHf } from "./fixtures/fake_hf.ts";
 import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { LineAsker } from "../src/repl/asker.ts";
 import { BufferOutput } from "../src/repl/output.ts";
@@ -21,10 +22,30 @@ Deno.test("command line: version, usage errors and exit statuses", async (t) => 
       assert.equal(r.code, 0);
       assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
     });
-    await t.step("an unknown flag is a usage error (2)", async () => {
-      const r = await harvey(["--bogus"], { cwd: dir });
+    await t.step("a usage error is one line in Harvey's words and a usage line (2)", async () => {
+      const r = await harvey(["--frob"], { cwd: dir });
       assert.equal(r.code, 2);
-      assert.match(r.stderr, /unknown option '--bogus'/);
+      assert.equal(
+        r.stderr,
+        "✗ Unknown option --frob\n" +
+          "Usage: harvey [-w DIR] [-m NAME] [--run FILE | -p PROMPT] [flags] · harvey pull REPO FILE · harvey doctor (harvey --help tells more)\n",
+      );
+      const typo = await harvey(["--yess"], { cwd: dir });
+      assert.match(typo.stderr, /^✗ Unknown option --yess — Did you mean --yes\?\n/);
+      const pull = await harvey(["pull"], { cwd: dir });
+      assert.equal(pull.code, 2);
+      assert.equal(
+        pull.stderr,
+        "✗ harvey pull needs REPO and FILE\n" +
+          "Usage: harvey pull REPO FILE [--revision REV] [--dir DIR] [--sha256 HEX] [--name NAME] (harvey pull --help tells more)\n",
+      );
+      const value = await harvey(["-m"], { cwd: dir });
+      assert.match(value.stderr, /^✗ -m\/--model needs a value \(NAME\)\nUsage: harvey /);
+      const extra = await harvey(["frob"], { cwd: dir });
+      assert.match(
+        extra.stderr,
+        /^✗ Unknown command frob: expected pull or doctor, or only flags\n/,
+      );
     });
     await t.step("a missing script is a usage error (2)", async () => {
       const r = await harvey(["--run", "nope.txt"], { cwd: dir });
@@ -104,6 +125,23 @@ Deno.test("command line: version, usage errors and exit statuses", async (t) => 
     });
   } finally {
     await fake.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("harvey pull that fails leaves no folder of --dir behind", async () => {
+  const dir = await Deno.makeTempDir();
+  const hf = await startFakeHf({ files: [] });
+  try {
+    const r = await runHarvey(["pull", "owner/repo", "missing.gguf", "--dir", "models/deep/er"], {
+      cwd: dir,
+      env: { HF_ENDPOINT: hf.url },
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^✗ /);
+    await assert.rejects(() => Deno.stat(join(dir, "models")), Deno.errors.NotFound);
+  } finally {
+    await hf.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
