@@ -7,6 +7,7 @@
 import type { Agent } from "../agent.ts";
 import { HarveyError, UsageError } from "../errors.ts";
 import type { Output } from "../types.ts";
+import { nearWords } from "../util/edit_distance.ts";
 import { splitArgs } from "../util/split_args.ts";
 
 /** What a handler gets besides the agent, its arguments and the output. */
@@ -76,7 +77,7 @@ export class CommandRegistry {
     if (!m) throw new UsageError(`Not a command: ${trimmed}`);
     const spec = this.get(m[1]);
     if (!spec) {
-      const near = this.#specs.map((s) => s.name).filter((n) => n.startsWith(m[1].slice(0, 2)));
+      const near = nearWords(m[1], this.#specs.map((s) => s.name));
       const hint = near.length ? ` — did you mean ${near.map((n) => `/${n}`).join(", ")}?` : "";
       throw new UsageError(`Unknown command /${m[1]}${hint} (type /help for the list)`);
     }
