@@ -23,6 +23,41 @@ Deno.test("/help, /status and /clear", async () => {
   }
 });
 
+Deno.test("an unknown command suggests the commands within a typo of it", async () => {
+  const s = await testSession();
+  try {
+    assert.equal(await s.run("/lamafile list"), 2);
+    assert.match(s.err.text, /Unknown command \/lamafile — did you mean \/llamafile\?/);
+    assert.equal(await s.run("/mdoel"), 2);
+    assert.match(s.err.text, /Unknown command \/mdoel — did you mean \/model\?/);
+    assert.equal(await s.run("/ll"), 2);
+    assert.match(s.err.text, /Unknown command \/ll — did you mean \/llamacpp, \/llamafile\?/);
+    assert.equal(await s.run("/zzzzzz"), 2);
+    assert.match(s.err.text, /Unknown command \/zzzzzz \(type \/help for the list\)\n$/);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("/kb: the first project added is the current one", async () => {
+  const s = await testSession();
+  try {
+    assert.equal(
+      await s.run("/kb project add notes\n/kb observe straight in\n/kb project add other\n"),
+      0,
+      s.err.text,
+    );
+    assert.match(s.out.text, /Added project #1 notes; it is the current project\n/);
+    assert.match(s.out.text, /Recorded note #1 in project notes\n/);
+    assert.match(s.out.text, /Added project #2 other \(make it current with \/kb project use 2\)/);
+    s.out.text = "";
+    assert.equal(await s.run("/kb project list\n"), 0);
+    assert.equal(s.out.text, "* #1 notes [active] (current)\n  #2 other [active]\n");
+  } finally {
+    await s.close();
+  }
+});
+
 Deno.test("tab completion of commands and subcommands", async () => {
   const s = await testSession();
   try {
