@@ -77,6 +77,46 @@ Deno.test("tab completion of commands and subcommands", async () => {
   }
 });
 
+Deno.test("tab completion of paths, declared in the command table, never outside the sandbox", async () => {
+  const s = await testSession({
+    files: {
+      "docs/guide.md": "x",
+      "docs/notes.md": "y",
+      "dot/.hidden": "h",
+      ".env": "SECRET=1",
+      "Models/qwen.llamafile": "#!/bin/sh\n",
+      "Models/tiny.gguf": "GGUF",
+    },
+  });
+  const complete = (line: string) => s.agent.commands.complete(s.agent, line);
+  try {
+    await Deno.symlink("/etc", join(s.root, "docs", "etc-link"));
+    assert.deepEqual(await complete("/read do"), [["docs/", "dot/"], "do"]);
+    assert.deepEqual(await complete("/read docs/g"), [["docs/guide.md "], "docs/g"]);
+    assert.deepEqual(await complete("/read docs/guide.md docs/n"), [["docs/notes.md "], "docs/n"]);
+    assert.deepEqual((await complete("/read docs/"))[0], ["docs/guide.md", "docs/notes.md"]);
+    assert.deepEqual(await complete("/read ../"), [[], "../"], "not outside the workspace");
+    assert.deepEqual(await complete("/read /etc/pa"), [[], "/etc/pa"]);
+    assert.deepEqual(await complete("/read dot/"), [[], "dot/"], "hidden files only when asked");
+    assert.deepEqual(await complete("/read dot/."), [["dot/.hidden "], "dot/."]);
+    assert.deepEqual(await complete("/read .e"), [[], ".e"], "secrets are closed");
+    for (const line of ["/write do", "/files do", "/search TODO do", "/record start do"]) {
+      assert.deepEqual((await complete(line))[0], ["docs/", "dot/"], line);
+    }
+    assert.deepEqual((await complete("/context load-dir d"))[0], ["docs/", "dot/"]);
+    assert.deepEqual((await complete("/rag ingest docs/guide.md d"))[0], ["docs/", "dot/"]);
+    assert.deepEqual((await complete("/search do"))[0], [], "the pattern is not a path");
+    // Model files come from the models folder, and any absolute path is offered.
+    assert.deepEqual(await complete("/llamafile add "), [["~/Models/qwen.llamafile "], ""]);
+    assert.deepEqual(await complete("/llamacpp add t"), [["~/Models/tiny.gguf "], "t"]);
+    assert.deepEqual((await complete(`/llamacpp add ${s.root}/Mo`))[0], [`${s.root}/Models/`]);
+    assert.deepEqual((await complete("/llamafile add ~/Models/"))[0], ["~/Models/qwen.llamafile "]);
+    assert.deepEqual((await complete("/llamafile a"))[0], ["add "], "subcommands still complete");
+  } finally {
+    await s.close();
+  }
+});
+
 Deno.test("/record writes a header and ### Turn sections", async () => {
   const fake = await startFakeOpenAI({ reply: () => "recorded reply" });
   const s = await testSession({ flags: { llamafileUrl: fake.url }, selectBackend: true });

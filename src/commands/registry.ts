@@ -8,6 +8,7 @@ import type { Agent } from "../agent.ts";
 import { HarveyError, UsageError } from "../errors.ts";
 import type { Output } from "../types.ts";
 import { nearWords } from "../util/edit_distance.ts";
+import { completePath, type PathArg, pathArgAt } from "./path_completion.ts";
 import { splitArgs } from "../util/split_args.ts";
 
 /** What a handler gets besides the agent, its arguments and the output. */
@@ -36,6 +37,11 @@ export interface CommandSpec {
   subcommands?: string[];
   /** Completions for the word being typed; `args` holds the words before it. */
   complete?: (agent: Agent, args: string[]) => string[] | Promise<string[]>;
+  /**
+   * The words that are paths, which tab completion completes as paths (before `complete`):
+   * e.g. `[{ rest: true }]` for `/read FILE…`, `[{ after: "start" }]` for `/record start FILE`.
+   */
+  paths?: PathArg[];
   run: (agent: Agent, args: string[], out: Output, ctx: CommandContext) => Promise<void>;
 }
 
@@ -107,6 +113,12 @@ export class CommandRegistry {
     if (!spec) return [[], line];
     const current = words[words.length - 1];
     const before = words.slice(1, -1);
+    const pathArg = pathArgAt(spec.paths, before);
+    if (pathArg) {
+      const paths = await completePath(agent, current, pathArg);
+      // A single file is complete (a space follows); a folder goes on.
+      return [paths.length === 1 && !paths[0].endsWith("/") ? [`${paths[0]} `] : paths, current];
+    }
     let options: string[] = [];
     if (spec.complete) options = await spec.complete(agent, before);
     else if (before.length === 0) options = spec.subcommands ?? [];

@@ -50,6 +50,8 @@ export function registryCommand(opts: RegistryCommandOptions): CommandSpec {
     ],
     summary: opts.summary,
     subcommands: SUBCOMMANDS,
+    // Model files of the models folder, or a path anywhere (models live outside the workspace).
+    paths: [{ after: "add", kind: "models", ext: kind.ext }],
     complete(agent, args) {
       if (args.length === 0) return SUBCOMMANDS;
       if (args.length === 1 && ["use", "start", "remove", "rename"].includes(args[0])) {
