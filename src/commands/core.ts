@@ -7,6 +7,7 @@ import type { Agent } from "../agent.ts";
 import { UsageError } from "../errors.ts";
 import { BudgetError } from "../llm/budget.ts";
 import { estimateTokens } from "../llm/tokens.ts";
+import { nearWords } from "../util/edit_distance.ts";
 import type { CommandSpec } from "./registry.ts";
 
 /** `/help [COMMAND]` */
@@ -19,7 +20,12 @@ export const helpCommand: CommandSpec = {
   run(agent, args, out) {
     if (args[0]) {
       const spec = agent.commands.get(args[0]);
-      if (!spec) throw new UsageError(`Unknown command /${args[0].replace(/^\//, "")}`);
+      if (!spec) {
+        const name = args[0].replace(/^\//, "");
+        const near = nearWords(name, agent.commands.list().map((c) => c.name));
+        const hint = near.length ? ` — did you mean ${near.map((n) => `/${n}`).join(", ")}?` : "";
+        throw new UsageError(`Unknown command /${name}${hint}`);
+      }
       out.write(`${spec.summary}\n`);
       for (const u of spec.usage) out.write(`  ${u}\n`);
       if (spec.aliases?.length) {
