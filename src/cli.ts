@@ -10,7 +10,9 @@ import type { Agent } from "./agent.ts";
 import { createSession } from "./session.ts";
 import { LineAsker, TerminalAsker } from "./repl/asker.ts";
 import { linesFromStream, linesFromText, type LineSource, runScript } from "./repl/headless.ts";
-import { LineEditor, loadHistory, runInteractive } from "./repl/interactive.ts";
+import { loadHistory, runInteractive } from "./repl/interactive.ts";
+import { History } from "./repl/line_editor.ts";
+import { processTerminalIO, Terminal } from "./repl/terminal.ts";
 import { stderrOutput, stdoutOutput } from "./repl/output.ts";
 import { selectBackend } from "./repl/startup.ts";
 import { runPrompt } from "./repl/turn.ts";
@@ -170,7 +172,7 @@ async function runRepl(flags: Flags): Promise<number> {
   // Colours are for terminals: a pipe or a file gets plain text.
   if (!color) flags = { ...flags, color: false };
   let source: LineSource | undefined;
-  let editor: LineEditor | undefined;
+  let terminal: Terminal | undefined;
   let agent: Agent | undefined;
   const signals = installSignalHandlers(() => agent, !interactive);
   let code: number;
@@ -196,19 +198,14 @@ async function runRepl(flags: Flags): Promise<number> {
       }
       const err = interactive ? stdoutOutput : stderrOutput;
       let asker;
+      let history = new History();
       if (interactive) {
-        const history = await loadHistory(join(flags.workdir ?? Deno.cwd(), "agents")).catch(
-          () => [],
+        history = new History(
+          await loadHistory(join(flags.workdir ?? Deno.cwd(), "agents")).catch(() => []),
         );
-        editor = new LineEditor({
-          history,
-          completer: (line) =>
-            agent ? agent.commands.complete(agent, line) : Promise.resolve([[], line]),
-        });
-        const ed = editor;
-        asker = new TerminalAsker(ed.read, stdoutOutput, (fn) => ed.suspend(fn), {
-          yes: flags.yes,
-        });
+        terminal = new Terminal(processTerminalIO());
+        terminal.open();
+        asker = new TerminalAsker(terminal, { yes: flags.yes, color });
       } else {
         const read = (prompt: string) => {
           stdoutOutput.write(prompt);
@@ -223,18 +220,25 @@ async function runRepl(flags: Flags): Promise<number> {
         );
       }
       // Start-up never reads a script's lines: only a person at a terminal is asked.
-      await selectBackend(agent, err, {
-        interactive,
-        urlGiven: flags.llamafileUrl !== undefined,
-      });
+      const startup = (signal?: AbortSignal) =>
+        selectBackend(agent!, err, {
+          interactive,
+          urlGiven: flags.llamafileUrl !== undefined,
+          signal,
+        });
+      if (terminal) {
+        // Ctrl-C cancels a model that is starting.
+        const ctl = new AbortController();
+        await terminal.whileBusy(() => ctl.abort(), () => startup(ctl.signal));
+      } else await startup();
       const io = { out: stdoutOutput, err, spinner: interactive, color };
       if (flags.print !== undefined) {
         const controller = new AbortController();
         await runPrompt(agent, flags.print, { ...io, signal: controller.signal });
         return 0;
       }
-      if (interactive && editor) {
-        await runInteractive(agent, editor, io);
+      if (terminal) {
+        await runInteractive(agent, terminal, { ...io, history });
         return 0;
       }
       return await runScript(agent, source!, io);
@@ -243,7 +247,7 @@ async function runRepl(flags: Flags): Promise<number> {
     stderrOutput.write(`✗ ${describeError(err)}\n`);
     code = err instanceof UsageError ? 2 : 1;
   } finally {
-    editor?.close();
+    terminal?.close();
     await agent?.shutdown();
     signals.remove();
   }

@@ -3,6 +3,8 @@ import { join } from "node:path";
 import { startFakeHf } from "./fixtures/fake_hf.ts";
 import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { LineAsker } from "../src/repl/asker.ts";
+import { CancelledError } from "../src/errors.ts";
+import { findFreePort } from "../src/runtime/probe.ts";
 import { BufferOutput } from "../src/repl/output.ts";
 import { linesFromText } from "../src/repl/headless.ts";
 import { testSession } from "./helpers.ts";
@@ -103,7 +105,14 @@ Deno.test("command line: version, usage errors and exit statuses", async (t) => 
           "✗ No backend selected (nothing answers at http://127.0.0.1:9 (--llamafile-url)) — " +
           "connect one with /model, /ollama start or /llamafile add\n",
       );
-      const none = await harvey(["-p", "x"], { cwd: dir });
+      // A workspace whose llamafile URL is a dead port: no server on this machine is picked up.
+      const empty = await Deno.makeTempDir({ dir });
+      await Deno.mkdir(join(empty, "agents"));
+      await Deno.writeTextFile(
+        join(empty, "agents", "harvey.yaml"),
+        `llamafile:\n  url: http://127.0.0.1:${findFreePort()}\n`,
+      );
+      const none = await harvey(["-p", "x"], { cwd: empty });
       assert.equal(none.code, 1);
       assert.match(
         none.stderr,
@@ -167,10 +176,9 @@ Deno.test("line asker: answers come from the next line; --yes confirms without r
     /Expected a number from 1 to 2, found "7"/,
   );
   assert.equal(await asker.input("Name", "default"), "my-name");
-  assert.equal(
-    await asker.input("Name", "default").catch((e) => e.message),
-    'No answer to "Name": the input ended',
-  );
+  const ended = await asker.input("Name", "default").catch((e) => e);
+  assert.ok(ended instanceof CancelledError, "the input ending cancels, it is not a no");
+  assert.equal(ended.message, 'No answer to "Name": the input ended');
   assert.match(out.text, /Start Ollama now\? \[Y\/n\] n\n/);
   assert.match(out.text, /  \[1\] a\n  \[2\] b\nSelect \[1-2\] or enter a path: 2\n/);
   const yes = new LineAsker(() => Promise.resolve(undefined), out, { yes: true });
