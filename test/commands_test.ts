@@ -18,6 +18,8 @@ Deno.test("/help, /status and /clear", async () => {
     assert.deepEqual(s.agent.history.map((m) => m.role), ["system", "user"]);
     assert.match(s.agent.history[1].content, /always remember X/);
     assert.equal(await s.run("/help nothing"), 2);
+    assert.equal(await s.run("/edit some text"), 1);
+    assert.match(s.err.text, /\/edit opens \$VISUAL or \$EDITOR on a terminal; in a script/);
   } finally {
     await s.close();
   }

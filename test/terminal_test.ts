@@ -88,8 +88,12 @@ interface Repl {
 
 /** Harvey's interactive REPL on a scripted terminal, in a temporary workspace. */
 async function repl(
-  opts: { files?: Record<string, string>; url?: string; models?: (dir: string) => Promise<void> } =
-    {},
+  opts: {
+    files?: Record<string, string>;
+    url?: string;
+    models?: (dir: string) => Promise<void>;
+    env?: Record<string, string>;
+  } = {},
 ): Promise<Repl> {
   const root = await Deno.makeTempDir({ prefix: "harvey-term-" });
   for (const [path, text] of Object.entries(opts.files ?? {})) {
@@ -106,7 +110,7 @@ async function repl(
   const url = opts.url ?? `http://127.0.0.1:${findFreePort()}`;
   const agent = await createSession({
     flags: { workdir: root, color: false, llamafileUrl: url, ollama: "http://127.0.0.1:9" },
-    env: { PATH: Deno.env.get("PATH") ?? "", HOME: root },
+    env: { PATH: Deno.env.get("PATH") ?? "", HOME: root, ...opts.env },
     cwd: root,
     asker: new TerminalAsker(terminal),
     err: screen,
@@ -343,6 +347,45 @@ Deno.test("Ctrl-C clears the line; tab completes; Ctrl-D on an empty line leaves
     await r.done;
   } finally {
     await r.close();
+  }
+});
+
+Deno.test("Ctrl-X Ctrl-E and /edit open $EDITOR on the line; what is saved comes back", async () => {
+  const fake = await startFakeOpenAI({ reply: () => "ok" });
+  const bin = await Deno.makeTempDir({ prefix: "harvey-editor-" });
+  const editor = join(bin, "editor");
+  await Deno.writeTextFile(editor, `#!/bin/sh\nprintf 'edited\\nin an editor\\n' >> "$1"\n`);
+  await Deno.chmod(editor, 0o755);
+  const failing = join(bin, "failing");
+  await Deno.writeTextFile(failing, "#!/bin/sh\nexit 3\n");
+  await Deno.chmod(failing, 0o755);
+  const r = await repl({ url: fake.url, env: { EDITOR: editor } });
+  try {
+    await r.tty.waitFor(/harvey> $/);
+    r.tty.type("draft\x18\x05");
+    await r.tty.waitFor(/harvey> draft\n… edited\n… in an editor$/);
+    assert.deepEqual(userPrompts(fake), [], "the edited line waits for Enter");
+    r.tty.type(ENTER);
+    await r.tty.waitFor(/ok\n.*tokens/);
+    assert.deepEqual(userPrompts(fake), ["draft\nedited\nin an editor"]);
+
+    r.tty.type("/edit long prompt" + ENTER);
+    await r.tty.waitFor(/harvey> long prompt\n… edited\n… in an editor$/);
+    r.tty.type(ENTER);
+    await r.tty.waitFor(/ok\n.*tokens.*\n(.*\n)*.*ok\n.*tokens/);
+    assert.equal(userPrompts(fake).at(-1), "long prompt\nedited\nin an editor");
+  } finally {
+    await r.close();
+  }
+  const f = await repl({ url: fake.url, env: { EDITOR: failing } });
+  try {
+    await f.tty.waitFor(/harvey> $/);
+    f.tty.type("keep me\x18\x05");
+    await f.tty.waitFor(/exited with status 3; the line is unchanged\nharvey> keep me$/);
+  } finally {
+    await f.close();
+    await fake.close();
+    await Deno.remove(bin, { recursive: true });
   }
 });
 

@@ -40,7 +40,9 @@ export const helpCommand: CommandSpec = {
     }
     out.write(
       "\nAlso: !COMMAND runs a command, @ROUTE PROMPT asks a named route, anything else is a prompt.\n" +
-        "Ctrl-C stops a reply or clears the line; Ctrl-D or /exit leaves.\n",
+        "Keys: Tab completes commands and paths; a paste stays one prompt; Ctrl-J adds a line;\n" +
+        "Ctrl-X Ctrl-E edits the line in $EDITOR; Ctrl-C stops a reply, clears the line or\n" +
+        "cancels a question (so do Esc and Ctrl-D); Ctrl-D on an empty line or /exit leaves.\n",
     );
     return Promise.resolve();
   },
