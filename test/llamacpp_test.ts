@@ -185,14 +185,17 @@ Deno.test("a request-scoped llama-server: lazy start, warm for the session, stop
   }
 });
 
-Deno.test("--gguf PATH is used for this session only, lazily", async () => {
+Deno.test("--gguf PATH is used for this session only, lazily, over the saved active model", async () => {
   const bin = await Deno.makeTempDir({ prefix: "harvey_bin_" });
   const models = await Deno.makeTempDir({ prefix: "harvey_models_" });
+  const yaml =
+    "llamafile:\n  active: saved\n  models:\n    - name: saved\n      path: saved.llamafile\n";
   try {
     await makeFakeRolesServer(bin);
     const gguf = await writeGguf(join(models, "session-model.gguf"));
     const s = await testSession({
       env: { PATH: bin },
+      files: { "agents/harvey.yaml": yaml },
       flags: { gguf, ollama: "http://127.0.0.1:9" },
       selectBackend: true,
     });
@@ -201,12 +204,13 @@ Deno.test("--gguf PATH is used for this session only, lazily", async () => {
         s.err.text,
         /✓ Using model: session-model \(llama-server starts with the first message\)/,
       );
+      assert.doesNotMatch(s.err.text, /Checking llamafile/, "the saved model is not used");
       assert.equal(s.agent.supervisor.spawnCount, 0);
       assert.equal(await s.run("hi\nagain\n/llamacpp status\n"), 0, s.err.text);
       assert.match(s.out.text, /roles system,user: hi\nroles system,user,assistant,user: again\n/);
       assert.match(s.out.text, /This session: +session-model \(--gguf, not saved\)/);
       assert.equal(s.agent.supervisor.spawnCount, 1);
-      await assert.rejects(Deno.stat(join(s.root, "agents", "harvey.yaml")), Deno.errors.NotFound);
+      assert.equal(await Deno.readTextFile(join(s.root, "agents", "harvey.yaml")), yaml);
     } finally {
       await s.close();
     }

@@ -9,6 +9,7 @@ import { Terminal, type TerminalIO } from "../src/repl/terminal.ts";
 import { selectBackend } from "../src/repl/startup.ts";
 import { createSession } from "../src/session.ts";
 import { findFreePort } from "../src/runtime/probe.ts";
+import { processAlive } from "../src/runtime/pid_file.ts";
 import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { makeFakeLlamafile } from "./fixtures/make_fake_llamafile.ts";
 import { VirtualTerminal } from "./vt.ts";
@@ -115,17 +116,25 @@ async function repl(
     asker: new TerminalAsker(terminal),
     err: screen,
   });
-  await terminal.whileBusy(
-    () => {},
-    () => selectBackend(agent, screen, { interactive: true, urlGiven: opts.url !== undefined }),
+  // Start-up runs as in cli.ts: its questions on the terminal, Ctrl-C cancels a start.
+  const ctl = new AbortController();
+  const done = terminal.whileBusy(
+    () => ctl.abort(),
+    () =>
+      selectBackend(agent, screen, {
+        interactive: true,
+        urlGiven: opts.url !== undefined,
+        signal: ctl.signal,
+      }),
+  ).then(() =>
+    runInteractive(agent, terminal, {
+      out: screen,
+      err: screen,
+      spinner: true,
+      color: false,
+      history: new History(),
+    })
   );
-  const done = runInteractive(agent, terminal, {
-    out: screen,
-    err: screen,
-    spinner: true,
-    color: false,
-    history: new History(),
-  });
   return {
     tty,
     agent,
@@ -386,6 +395,60 @@ Deno.test("Ctrl-X Ctrl-E and /edit open $EDITOR on the line; what is saved comes
     await f.close();
     await fake.close();
     await Deno.remove(bin, { recursive: true });
+  }
+});
+
+Deno.test("start-up at a terminal: declining the saved model hints /llamafile start; Ctrl-C cancels its start", async (t) => {
+  const yaml = (port: number) =>
+    `llamafile:\n  url: http://127.0.0.1:${port}\n  active: slow\n  models:\n` +
+    "    - name: slow\n      path: Models/slow.llamafile\n";
+  const models = (dir: string) =>
+    makeFakeLlamafile(dir, "slow", { neverReady: true }).then(() => {});
+  await t.step("declined", async () => {
+    const r = await repl({ files: { "agents/harvey.yaml": yaml(findFreePort()) }, models });
+    try {
+      await r.tty.waitFor(/Start slow now\? \[Y\/n\] $/);
+      r.tty.type("n" + ENTER);
+      await r.tty.waitFor(
+        /No backend selected — \/llamafile start starts slow, \/model lists the others\.\nharvey> $/,
+      );
+      assert.equal(r.agent.supervisor.spawnCount, 0);
+    } finally {
+      await r.close();
+    }
+  });
+  await t.step("Ctrl-C while it starts", async () => {
+    const r = await repl({ files: { "agents/harvey.yaml": yaml(findFreePort()) }, models });
+    try {
+      await r.tty.waitFor(/Start slow now\? \[Y\/n\] $/);
+      r.tty.type(ENTER);
+      await r.tty.waitFor(/Starting llamafile… \[\d+s\]/);
+      const deadline = Date.now() + 15_000;
+      let pid: number | undefined;
+      while ((pid = r.agent.supervisor.servers[0]?.pid) === undefined) {
+        assert.ok(Date.now() < deadline, "the server never started");
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      assert.ok(processAlive(pid), "the server is starting");
+      r.tty.type(CTRL_C);
+      await r.tty.waitFor(/✗ Cancelled: slow was not started \(its server is stopped\)\n/);
+      await r.tty.waitFor(/\/llamafile start starts slow.*\nharvey> $/);
+      assert.deepEqual(r.agent.supervisor.servers, []);
+      assert.equal(processAlive(pid), false, "its process was stopped");
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+Deno.test("no backend at a terminal: the guidance names the real models folder", async () => {
+  const r = await repl({ env: { HARVEY_LLAMAFILE_DIR: "/srv/models" } });
+  try {
+    await r.tty.waitFor(
+      /Download it to \/srv\/models, then run \/llamafile add to connect\.\nharvey> $/,
+    );
+  } finally {
+    await r.close();
   }
 });
 
