@@ -9,7 +9,7 @@ import { Terminal, type TerminalIO } from "../src/repl/terminal.ts";
 import { selectBackend } from "../src/repl/startup.ts";
 import { createSession } from "../src/session.ts";
 import { findFreePort } from "../src/runtime/probe.ts";
-import { processAlive } from "../src/runtime/pid_file.ts";
+import { processAlive, readRecords } from "../src/runtime/pid_file.ts";
 import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { makeFakeLlamafile } from "./fixtures/make_fake_llamafile.ts";
 import { VirtualTerminal } from "./vt.ts";
@@ -42,7 +42,11 @@ class ScriptedTerminal implements TerminalIO {
     return new Promise((resolve) => this.#wake = () => resolve(take()));
   }
 
+  /** Set when the window is closed: writing fails, as on a terminal that is gone. */
+  gone = false;
+
   write(text: string): void {
+    if (this.gone) throw new Deno.errors.BrokenPipe("Input/output error (os error 5)");
     this.vt.write(text);
   }
 
@@ -452,6 +456,19 @@ Deno.test("no backend at a terminal: the guidance names the real models folder",
   }
 });
 
+Deno.test("a terminal that goes away ends the session cleanly, not with an error", async () => {
+  const r = await repl();
+  try {
+    await r.tty.waitFor(/harvey> $/);
+    r.tty.gone = true;
+    r.tty.type("x");
+    await r.done; // the REPL ends as at the end of input
+  } finally {
+    r.tty.gone = false;
+    await r.close();
+  }
+});
+
 const TMUX = Deno.build.os !== "windows" &&
   (await new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" }).output()
     .then((o) => o.success, () => false));
@@ -572,6 +589,42 @@ Deno.test({
     } finally {
       await tmux.kill();
       await fake.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "in tmux: closing the window stops the llamafile Harvey started and removes its pid file",
+  ignore: !TMUX,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "harvey-tmux-" });
+    const tmux = new TmuxHarvey();
+    try {
+      await Deno.mkdir(join(dir, "agents"));
+      await Deno.mkdir(join(dir, "Models"));
+      const tiny = await makeFakeLlamafile(join(dir, "Models"), "tiny");
+      await Deno.writeTextFile(
+        join(dir, "agents", "harvey.yaml"),
+        `llamafile:\n  url: http://127.0.0.1:${findFreePort()}\n  models:\n` +
+          `    - name: tiny\n      path: ${tiny}\n`,
+      );
+      await tmux.start(["-m", "tiny"], {
+        cwd: dir,
+        env: { HOME: dir, OLLAMA_HOST: "127.0.0.1:9" },
+      });
+      await tmux.waitFor(/✓ Using model: tiny\nharvey> $/m);
+      const [record] = await readRecords(join(dir, "agents"));
+      assert.ok(record?.record, "a pid file while it runs");
+      await tmux.kill();
+      const deadline = Date.now() + 20_000;
+      while ((await readRecords(join(dir, "agents"))).length) {
+        assert.ok(Date.now() < deadline, "the pid file outlived the window");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(processAlive(record.record!.pid), false);
+    } finally {
+      await tmux.kill();
       await Deno.remove(dir, { recursive: true });
     }
   },

@@ -80,7 +80,11 @@ async function llamafileClient(
       const given = ready;
       ready = undefined;
       if (given?.running) return given;
-      agent.err.write(`⚠ The llamafile server of ${entry.name} has stopped; starting it again\n`);
+      // This runs inside a turn, under its spinner: on a terminal, its line is erased first.
+      const erase = Deno.stdout.isTerminal() && Deno.stderr.isTerminal() ? "\r\x1b[2K" : "";
+      agent.err.write(
+        `${erase}⚠ The llamafile server of ${entry.name} has stopped; starting it again\n`,
+      );
       return await startServer(agent, entry, { abs: opts.abs, out: agent.err, ask: false, signal });
     },
     // A restarted server may have another n_ctx: read it into the session.

@@ -349,11 +349,15 @@ export class LineEditor implements KeyConsumer {
     if (this.#finished) return;
     this.#finished = true;
     this.#cursor = this.#chars.length;
-    this.render();
-    if (result.kind === "interrupt") this.#opts.write("^C");
-    this.#area.leave();
     if (result.kind === "line") this.#opts.history?.add(result.text);
-    this.#finish(result);
+    try {
+      this.render();
+      if (result.kind === "interrupt") this.#opts.write("^C");
+      this.#area.leave();
+    } finally {
+      // Settled even when the terminal is gone and drawing failed.
+      this.#finish(result);
+    }
   }
 }
 

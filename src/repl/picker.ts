@@ -220,13 +220,16 @@ export class Picker<T> implements KeyConsumer {
   #end(outcome: PickOutcome<T>): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#area.clear();
-    if (!("cancelled" in outcome)) {
-      const answer = "value" in outcome
-        ? this.#opts.choices.find((c) => c.value === outcome.value)?.label ?? ""
-        : outcome.other;
-      this.#opts.write(`${this.#opts.question} ${answer}\r\n`);
+    try {
+      this.#area.clear();
+      if (!("cancelled" in outcome)) {
+        const answer = "value" in outcome
+          ? this.#opts.choices.find((c) => c.value === outcome.value)?.label ?? ""
+          : outcome.other;
+        this.#opts.write(`${this.#opts.question} ${answer}\r\n`);
+      }
+    } finally {
+      this.#finish(outcome);
     }
-    this.#finish(outcome);
   }
 }

@@ -45,7 +45,12 @@ export function processTerminalIO(): TerminalIO {
     write(text) {
       const bytes = encoder.encode(text);
       let n = 0;
-      while (n < bytes.length) n += Deno.stdout.writeSync(bytes.subarray(n));
+      try {
+        while (n < bytes.length) n += Deno.stdout.writeSync(bytes.subarray(n));
+      } catch {
+        // The terminal is gone (its window closed): there is no one to show this to, and
+        // the session must still end cleanly (stop its servers).
+      }
     },
     setRaw: (raw) => Deno.stdin.setRaw(raw),
     size() {
@@ -222,6 +227,10 @@ export class Terminal {
           await this.#dispatch(key);
         }
       }
+    } catch {
+      // A key handler failed (the terminal went away while it drew): the input has ended.
+      this.#ended = true;
+      await this.#dispatch({ kind: "eof" }).catch(() => {});
     } finally {
       this.#pumping = false;
     }
