@@ -140,6 +140,11 @@ export class Server implements RunningServer {
     return err.length > 0 ? err : this.#ring?.tail(n) ?? [];
   }
 
+  /** A stop has begun (Harvey is ending, or the user asked). */
+  get stopping(): boolean {
+    return this.#stopping !== undefined;
+  }
+
   stop(opts: { force?: boolean } = {}): Promise<StopResult> {
     if (!this.owned && !opts.force) {
       this.#ctx.forget(this);

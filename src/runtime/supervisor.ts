@@ -429,7 +429,8 @@ export class Supervisor {
       if (Date.now() - started > 1_000) delay = Math.min(delay * 1.5, 1_000);
     }
     server.nCtx = await readContextSize(server.url);
-    await writeRecord(this.#stateDir, recordOf(server));
+    // A stop that began meanwhile (Harvey ending on SIGTERM) has removed the pid file already.
+    if (!server.stopping) await writeRecord(this.#stateDir, recordOf(server));
   }
 }
 
