@@ -506,7 +506,7 @@ async function benchSession(tmp: string, url: string): Promise<BenchSession> {
     asker,
     err,
   });
-  await selectBackend(agent, err, { ask: false });
+  await selectBackend(agent, err, { interactive: false, urlGiven: true });
   const model = (agent.client as { model?: string } | undefined)?.model;
   if (!agent.client || !model) {
     await agent.shutdown();

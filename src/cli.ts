@@ -10,7 +10,9 @@ import type { Agent } from "./agent.ts";
 import { createSession } from "./session.ts";
 import { LineAsker, TerminalAsker } from "./repl/asker.ts";
 import { linesFromStream, linesFromText, type LineSource, runScript } from "./repl/headless.ts";
-import { LineEditor, loadHistory, runInteractive } from "./repl/interactive.ts";
+import { loadHistory, runInteractive } from "./repl/interactive.ts";
+import { History } from "./repl/line_editor.ts";
+import { processTerminalIO, Terminal } from "./repl/terminal.ts";
 import { stderrOutput, stdoutOutput } from "./repl/output.ts";
 import { selectBackend } from "./repl/startup.ts";
 import { runPrompt } from "./repl/turn.ts";
@@ -36,6 +38,8 @@ function buildProgram(result: { parsed?: Parsed }) {
     .configureOutput({
       writeOut: (s) => stdoutOutput.write(s),
       writeErr: (s) => stderrOutput.write(s),
+      // Errors are written by `run` in Harvey's own style, with a usage line.
+      outputError: () => {},
     })
     .option("-w, --workdir <dir>", "the workspace folder (default: the current folder)")
     .option("-m, --model <name>", "the model to use")
@@ -79,6 +83,47 @@ function buildProgram(result: { parsed?: Parsed }) {
   return program;
 }
 
+/** The usage line of each command of the command line. */
+const USAGE: Record<string, string> = {
+  harvey:
+    "harvey [-w DIR] [-m NAME] [--run FILE | -p PROMPT] [flags] · harvey pull REPO FILE · harvey doctor",
+  pull: "harvey pull REPO FILE [--revision REV] [--dir DIR] [--sha256 HEX] [--name NAME]",
+  doctor: "harvey doctor [--install]",
+};
+
+/**
+ * A command-line error in Harvey's words, with the usage line of the command it was for:
+ * `✗ Unknown option --frob\nUsage: harvey … (harvey --help lists the flags)`.
+ */
+export function usageError(err: CommanderError, args: string[]): string {
+  const sub = args.find((a) => !a.startsWith("-"));
+  const command = sub === "pull" || sub === "doctor" ? sub : "harvey";
+  const [first, ...more] = err.message.replace(/^error: /, "").split("\n");
+  let what = first.replace(/'([^']*)'/g, "$1").replace(/\.$/, "");
+  let m: RegExpExecArray | null;
+  if (err.code === "commander.missingArgument") {
+    m = /argument (\S+)/.exec(what);
+    const missing = m?.[1] === "repo" ? "REPO and FILE" : m ? m[1].toUpperCase() : "more";
+    what = `harvey ${command} needs ${missing}`;
+  } else if (err.code === "commander.optionMissingArgument") {
+    m = /option (.+?) <(\w+)> argument missing/.exec(what);
+    if (m) what = `${m[1].replace(", ", "/")} needs a value (${m[2].toUpperCase()})`;
+  } else if (err.code === "commander.excessArguments") {
+    m = /got \d+: (.+)$/.exec(what);
+    what = command === "harvey"
+      ? `Unknown command ${m?.[1] ?? ""}: expected pull or doctor, or only flags`
+      : `harvey ${command} takes ${
+        command === "pull" ? "REPO and FILE only" : "no arguments"
+      }, found ${m?.[1] ?? "more"}`;
+  }
+  const hint = more.join(" ").replace(/[()]/g, "").trim();
+  // Sentence case, but a command name stays as it is typed.
+  if (!what.startsWith("harvey")) what = `${what.charAt(0).toUpperCase()}${what.slice(1)}`;
+  const line = `${what}${hint ? ` — ${hint}` : ""}`;
+  const help = command === "harvey" ? "harvey --help" : `harvey ${command} --help`;
+  return `✗ ${line}\nUsage: ${USAGE[command]} (${help} tells more)\n`;
+}
+
 /** Parses `args` and runs Harvey; returns the exit status. */
 export async function run(args: string[]): Promise<number> {
   const result: { parsed?: Parsed } = {};
@@ -86,7 +131,9 @@ export async function run(args: string[]): Promise<number> {
     await buildProgram(result).parseAsync(args, { from: "user" });
   } catch (err) {
     if (err instanceof CommanderError) {
-      return err.exitCode === 0 || err.code === "commander.version" ? 0 : 2;
+      if (err.exitCode === 0 || err.code === "commander.version") return 0;
+      stderrOutput.write(usageError(err, args));
+      return 2;
     }
     stderrOutput.write(`✗ ${describeError(err)}\n`);
     return 1;
@@ -101,6 +148,22 @@ export async function run(args: string[]): Promise<number> {
   return await runRepl(result.parsed.flags);
 }
 
+/** Throws a usage error unless `--llamafile-url` (when given) is an http(s) URL. */
+function checkUrlFlag(url: string | undefined): void {
+  if (url === undefined) return;
+  let ok = false;
+  try {
+    ok = ["http:", "https:"].includes(new URL(url).protocol);
+  } catch {
+    ok = false;
+  }
+  if (!ok) {
+    throw new UsageError(
+      `--llamafile-url expects a URL such as http://127.0.0.1:8080, found "${url}"`,
+    );
+  }
+}
+
 async function runRepl(flags: Flags): Promise<number> {
   const env = Deno.env.toObject();
   const interactive = !flags.run && flags.print === undefined && Deno.stdin.isTerminal() &&
@@ -109,12 +172,13 @@ async function runRepl(flags: Flags): Promise<number> {
   // Colours are for terminals: a pipe or a file gets plain text.
   if (!color) flags = { ...flags, color: false };
   let source: LineSource | undefined;
-  let editor: LineEditor | undefined;
+  let terminal: Terminal | undefined;
   let agent: Agent | undefined;
   const signals = installSignalHandlers(() => agent, !interactive);
   let code: number;
   try {
     code = await (async (): Promise<number> => {
+      checkUrlFlag(flags.llamafileUrl);
       if (flags.run && flags.run !== "-") {
         try {
           source = linesFromText(await Deno.readTextFile(flags.run));
@@ -134,19 +198,14 @@ async function runRepl(flags: Flags): Promise<number> {
       }
       const err = interactive ? stdoutOutput : stderrOutput;
       let asker;
+      let history = new History();
       if (interactive) {
-        const history = await loadHistory(join(flags.workdir ?? Deno.cwd(), "agents")).catch(
-          () => [],
+        history = new History(
+          await loadHistory(join(flags.workdir ?? Deno.cwd(), "agents")).catch(() => []),
         );
-        editor = new LineEditor({
-          history,
-          completer: (line) =>
-            agent ? agent.commands.complete(agent, line) : Promise.resolve([[], line]),
-        });
-        const ed = editor;
-        asker = new TerminalAsker(ed.read, stdoutOutput, (fn) => ed.suspend(fn), {
-          yes: flags.yes,
-        });
+        terminal = new Terminal(processTerminalIO());
+        terminal.open();
+        asker = new TerminalAsker(terminal, { yes: flags.yes, color });
       } else {
         const read = (prompt: string) => {
           stdoutOutput.write(prompt);
@@ -160,16 +219,26 @@ async function runRepl(flags: Flags): Promise<number> {
           `Harvey ${VERSION} · workspace ${agent.workspace.root} · /help for commands\n`,
         );
       }
-      // A headless script answers "Start NAME now?" on its next line; -p cannot answer.
-      await selectBackend(agent, err, { ask: interactive, confirm: flags.print === undefined });
+      // Start-up never reads a script's lines: only a person at a terminal is asked.
+      const startup = (signal?: AbortSignal) =>
+        selectBackend(agent!, err, {
+          interactive,
+          urlGiven: flags.llamafileUrl !== undefined,
+          signal,
+        });
+      if (terminal) {
+        // Ctrl-C cancels a model that is starting.
+        const ctl = new AbortController();
+        await terminal.whileBusy(() => ctl.abort(), () => startup(ctl.signal));
+      } else await startup();
       const io = { out: stdoutOutput, err, spinner: interactive, color };
       if (flags.print !== undefined) {
         const controller = new AbortController();
         await runPrompt(agent, flags.print, { ...io, signal: controller.signal });
         return 0;
       }
-      if (interactive && editor) {
-        await runInteractive(agent, editor, io);
+      if (terminal) {
+        await runInteractive(agent, terminal, { ...io, history });
         return 0;
       }
       return await runScript(agent, source!, io);
@@ -178,7 +247,7 @@ async function runRepl(flags: Flags): Promise<number> {
     stderrOutput.write(`✗ ${describeError(err)}\n`);
     code = err instanceof UsageError ? 2 : 1;
   } finally {
-    editor?.close();
+    terminal?.close();
     await agent?.shutdown();
     signals.remove();
   }

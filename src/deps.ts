@@ -3,7 +3,7 @@
  * from here so that a run straight from a URL (which ignores `deno.json`) resolves the
  * same versions.
  *
- * Heavy packages (`yaml`, `openai`, `@inquirer/prompts`) are loaded lazily through the functions
+ * Heavy packages (`yaml`, `openai`) are loaded lazily through the functions
  * below so that start-up does not pay for them.
  *
  * @module
@@ -30,9 +30,4 @@ export function loadYaml(): Promise<typeof import("npm:yaml@2.9.1")> {
 /** The `openai` module, loaded on first use. */
 export function loadOpenAI(): Promise<typeof import("npm:openai@7.55.0")> {
   return import("npm:openai@7.55.0");
-}
-
-/** The `@inquirer/prompts` module, loaded on first use (terminals only). */
-export function loadInquirer(): Promise<typeof import("npm:@inquirer/prompts@8.8.0")> {
-  return import("npm:@inquirer/prompts@8.8.0");
 }

@@ -50,3 +50,14 @@ export function describeError(err: unknown): string {
 function firstLine(text: string): string {
   return text.split("\n", 1)[0].trim();
 }
+
+/**
+ * The user cancelled a question (Ctrl-C, Escape, Ctrl-D, or the input ended) and with it the
+ * action it guarded. Callers tell it apart from a "no" by its type; it says `Cancelled`.
+ */
+export class CancelledError extends HarveyError {
+  override name = "CancelledError";
+  constructor(message = "Cancelled") {
+    super(message);
+  }
+}

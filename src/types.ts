@@ -109,7 +109,12 @@ export interface Choice<T> {
   value: T;
 }
 
-/** Asks the user questions: in a terminal, in headless mode, or in a test. */
+/**
+ * Asks the user questions: in a terminal, in headless mode, or in a test. A question that is
+ * not answered (Ctrl-C, Escape or Ctrl-D at a terminal; the input ending in a script) throws
+ * `CancelledError` (`src/errors.ts`) — never a default, never a "no" — so the action it
+ * guards is cancelled and a caller can tell "cancelled" from "declined".
+ */
 export interface Asker {
   /** A yes/no question; an empty answer takes `defaultYes`. */
   confirm(question: string, defaultYes?: boolean): Promise<boolean>;

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { startFakeHf } from "./fixtures/fake_hf.ts";
 import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { LineAsker } from "../src/repl/asker.ts";
+import { CancelledError } from "../src/errors.ts";
+import { findFreePort } from "../src/runtime/probe.ts";
 import { BufferOutput } from "../src/repl/output.ts";
 import { linesFromText } from "../src/repl/headless.ts";
 import { testSession } from "./helpers.ts";
@@ -21,10 +24,30 @@ Deno.test("command line: version, usage errors and exit statuses", async (t) => 
       assert.equal(r.code, 0);
       assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
     });
-    await t.step("an unknown flag is a usage error (2)", async () => {
-      const r = await harvey(["--bogus"], { cwd: dir });
+    await t.step("a usage error is one line in Harvey's words and a usage line (2)", async () => {
+      const r = await harvey(["--frob"], { cwd: dir });
       assert.equal(r.code, 2);
-      assert.match(r.stderr, /unknown option '--bogus'/);
+      assert.equal(
+        r.stderr,
+        "✗ Unknown option --frob\n" +
+          "Usage: harvey [-w DIR] [-m NAME] [--run FILE | -p PROMPT] [flags] · harvey pull REPO FILE · harvey doctor (harvey --help tells more)\n",
+      );
+      const typo = await harvey(["--yess"], { cwd: dir });
+      assert.match(typo.stderr, /^✗ Unknown option --yess — Did you mean --yes\?\n/);
+      const pull = await harvey(["pull"], { cwd: dir });
+      assert.equal(pull.code, 2);
+      assert.equal(
+        pull.stderr,
+        "✗ harvey pull needs REPO and FILE\n" +
+          "Usage: harvey pull REPO FILE [--revision REV] [--dir DIR] [--sha256 HEX] [--name NAME] (harvey pull --help tells more)\n",
+      );
+      const value = await harvey(["-m"], { cwd: dir });
+      assert.match(value.stderr, /^✗ -m\/--model needs a value \(NAME\)\nUsage: harvey /);
+      const extra = await harvey(["frob"], { cwd: dir });
+      assert.match(
+        extra.stderr,
+        /^✗ Unknown command frob: expected pull or doctor, or only flags\n/,
+      );
     });
     await t.step("a missing script is a usage error (2)", async () => {
       const r = await harvey(["--run", "nope.txt"], { cwd: dir });
@@ -73,12 +96,29 @@ Deno.test("command line: version, usage errors and exit statuses", async (t) => 
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, "echo: just this\n");
     });
-    await t.step("no backend: the guidance, and a prompt fails with one line", async () => {
+    await t.step("no backend: one line names why, and the prompt fails with it", async () => {
       const r = await harvey(["--llamafile-url", "http://127.0.0.1:9", "-p", "x"], { cwd: dir });
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /No backend selected\./);
-      assert.match(r.stderr, /\/llamafile add/);
-      assert.match(r.stderr, /✗ No backend selected — connect one/);
+      assert.equal(
+        r.stderr,
+        "✗ Nothing answers at http://127.0.0.1:9 (--llamafile-url): start the server there or check the URL\n" +
+          "✗ No backend selected (nothing answers at http://127.0.0.1:9 (--llamafile-url)) — " +
+          "connect one with /model, /ollama start or /llamafile add\n",
+      );
+      // A workspace whose llamafile URL is a dead port: no server on this machine is picked up.
+      const empty = await Deno.makeTempDir({ dir });
+      await Deno.mkdir(join(empty, "agents"));
+      await Deno.writeTextFile(
+        join(empty, "agents", "harvey.yaml"),
+        `llamafile:\n  url: http://127.0.0.1:${findFreePort()}\n`,
+      );
+      const none = await harvey(["-p", "x"], { cwd: empty });
+      assert.equal(none.code, 1);
+      assert.match(
+        none.stderr,
+        /✗ No backend selected \(Ollama is not running at http:\/\/127\.0\.0\.1:9 and no model is registered\)/,
+      );
+      assert.doesNotMatch(none.stderr, /Download it to/, "the guidance is for a person");
     });
     await t.step("a refused permission names what was refused", async () => {
       const flags = harveyTask().flags.filter((p) => p !== "--allow-write").concat(
@@ -94,6 +134,23 @@ Deno.test("command line: version, usage errors and exit statuses", async (t) => 
     });
   } finally {
     await fake.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("harvey pull that fails leaves no folder of --dir behind", async () => {
+  const dir = await Deno.makeTempDir();
+  const hf = await startFakeHf({ files: [] });
+  try {
+    const r = await runHarvey(["pull", "owner/repo", "missing.gguf", "--dir", "models/deep/er"], {
+      cwd: dir,
+      env: { HF_ENDPOINT: hf.url },
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^✗ /);
+    await assert.rejects(() => Deno.stat(join(dir, "models")), Deno.errors.NotFound);
+  } finally {
+    await hf.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
@@ -119,10 +176,9 @@ Deno.test("line asker: answers come from the next line; --yes confirms without r
     /Expected a number from 1 to 2, found "7"/,
   );
   assert.equal(await asker.input("Name", "default"), "my-name");
-  assert.equal(
-    await asker.input("Name", "default").catch((e) => e.message),
-    'No answer to "Name": the input ended',
-  );
+  const ended = await asker.input("Name", "default").catch((e) => e);
+  assert.ok(ended instanceof CancelledError, "the input ending cancels, it is not a no");
+  assert.equal(ended.message, 'No answer to "Name": the input ended');
   assert.match(out.text, /Start Ollama now\? \[Y\/n\] n\n/);
   assert.match(out.text, /  \[1\] a\n  \[2\] b\nSelect \[1-2\] or enter a path: 2\n/);
   const yes = new LineAsker(() => Promise.resolve(undefined), out, { yes: true });

@@ -18,6 +18,43 @@ Deno.test("/help, /status and /clear", async () => {
     assert.deepEqual(s.agent.history.map((m) => m.role), ["system", "user"]);
     assert.match(s.agent.history[1].content, /always remember X/);
     assert.equal(await s.run("/help nothing"), 2);
+    assert.equal(await s.run("/edit some text"), 1);
+    assert.match(s.err.text, /\/edit opens \$VISUAL or \$EDITOR on a terminal; in a script/);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("an unknown command suggests the commands within a typo of it", async () => {
+  const s = await testSession();
+  try {
+    assert.equal(await s.run("/lamafile list"), 2);
+    assert.match(s.err.text, /Unknown command \/lamafile — did you mean \/llamafile\?/);
+    assert.equal(await s.run("/mdoel"), 2);
+    assert.match(s.err.text, /Unknown command \/mdoel — did you mean \/model\?/);
+    assert.equal(await s.run("/ll"), 2);
+    assert.match(s.err.text, /Unknown command \/ll — did you mean \/llamacpp, \/llamafile\?/);
+    assert.equal(await s.run("/zzzzzz"), 2);
+    assert.match(s.err.text, /Unknown command \/zzzzzz \(type \/help for the list\)\n$/);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("/kb: the first project added is the current one", async () => {
+  const s = await testSession();
+  try {
+    assert.equal(
+      await s.run("/kb project add notes\n/kb observe straight in\n/kb project add other\n"),
+      0,
+      s.err.text,
+    );
+    assert.match(s.out.text, /Added project #1 notes; it is the current project\n/);
+    assert.match(s.out.text, /Recorded note #1 in project notes\n/);
+    assert.match(s.out.text, /Added project #2 other \(make it current with \/kb project use 2\)/);
+    s.out.text = "";
+    assert.equal(await s.run("/kb project list\n"), 0);
+    assert.equal(s.out.text, "* #1 notes [active] (current)\n  #2 other [active]\n");
   } finally {
     await s.close();
   }
@@ -37,6 +74,46 @@ Deno.test("tab completion of commands and subcommands", async () => {
       true,
     );
     assert.deepEqual(await s.agent.commands.complete(s.agent, "plain text"), [[], "plain text"]);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("tab completion of paths, declared in the command table, never outside the sandbox", async () => {
+  const s = await testSession({
+    files: {
+      "docs/guide.md": "x",
+      "docs/notes.md": "y",
+      "dot/.hidden": "h",
+      ".env": "SECRET=1",
+      "Models/qwen.llamafile": "#!/bin/sh\n",
+      "Models/tiny.gguf": "GGUF",
+    },
+  });
+  const complete = (line: string) => s.agent.commands.complete(s.agent, line);
+  try {
+    await Deno.symlink("/etc", join(s.root, "docs", "etc-link"));
+    assert.deepEqual(await complete("/read do"), [["docs/", "dot/"], "do"]);
+    assert.deepEqual(await complete("/read docs/g"), [["docs/guide.md "], "docs/g"]);
+    assert.deepEqual(await complete("/read docs/guide.md docs/n"), [["docs/notes.md "], "docs/n"]);
+    assert.deepEqual((await complete("/read docs/"))[0], ["docs/guide.md", "docs/notes.md"]);
+    assert.deepEqual(await complete("/read ../"), [[], "../"], "not outside the workspace");
+    assert.deepEqual(await complete("/read /etc/pa"), [[], "/etc/pa"]);
+    assert.deepEqual(await complete("/read dot/"), [[], "dot/"], "hidden files only when asked");
+    assert.deepEqual(await complete("/read dot/."), [["dot/.hidden "], "dot/."]);
+    assert.deepEqual(await complete("/read .e"), [[], ".e"], "secrets are closed");
+    for (const line of ["/write do", "/files do", "/search TODO do", "/record start do"]) {
+      assert.deepEqual((await complete(line))[0], ["docs/", "dot/"], line);
+    }
+    assert.deepEqual((await complete("/context load-dir d"))[0], ["docs/", "dot/"]);
+    assert.deepEqual((await complete("/rag ingest docs/guide.md d"))[0], ["docs/", "dot/"]);
+    assert.deepEqual((await complete("/search do"))[0], [], "the pattern is not a path");
+    // Model files come from the models folder, and any absolute path is offered.
+    assert.deepEqual(await complete("/llamafile add "), [["~/Models/qwen.llamafile "], ""]);
+    assert.deepEqual(await complete("/llamacpp add t"), [["~/Models/tiny.gguf "], "t"]);
+    assert.deepEqual((await complete(`/llamacpp add ${s.root}/Mo`))[0], [`${s.root}/Models/`]);
+    assert.deepEqual((await complete("/llamafile add ~/Models/"))[0], ["~/Models/qwen.llamafile "]);
+    assert.deepEqual((await complete("/llamafile a"))[0], ["add "], "subcommands still complete");
   } finally {
     await s.close();
   }

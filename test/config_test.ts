@@ -206,8 +206,8 @@ Deno.test("HARVEY.md: dynamic sections are expanded; no file gives the built-in 
   }
 });
 
-Deno.test("the sample agents/harvey.yaml documents only keys Harvey knows, with valid values", async () => {
-  const text = await Deno.readTextFile(new URL("../agents/harvey.yaml", import.meta.url));
+Deno.test("the sample agents/harvey.example.yaml documents only keys Harvey knows, with valid values", async () => {
+  const text = await Deno.readTextFile(new URL("../agents/harvey.example.yaml", import.meta.url));
   // Uncomment the documented settings (comment lines that hold a key or a list item).
   const uncommented = text.split("\n")
     .filter((l) => /^# ( *)([a-z_]+:|- |\.?[a-z]+:)/.test(l))

@@ -61,7 +61,12 @@ export async function testSession(opts: {
     asker,
     err,
   });
-  if (opts.selectBackend) await selectBackend(agent, err, { ask: false });
+  if (opts.selectBackend) {
+    await selectBackend(agent, err, {
+      interactive: false,
+      urlGiven: opts.flags?.llamafileUrl !== undefined,
+    });
+  }
   return {
     agent,
     root,

@@ -126,30 +126,35 @@ Deno.test("a request-scoped llama-server: lazy start, warm for the session, stop
 
     const client = s.agent.client as LazyServerClient;
     const first = client.server!;
-    await t.step("a second add asks for a name; use stops the old server", async () => {
-      s.out.text = "";
-      assert.equal(await s.run("/llamacpp add\n1\nsmall\n/llamacpp use small\n"), 0, s.err.text);
-      assert.equal(
-        s.out.text,
-        "GGUF files found in ~/Models:\n" +
-          "  [1] other.gguf (2.0 KB)\n" +
-          "  [2] qwen-tiny.gguf (64 B) (registered as qwen-tiny)\n" +
-          "Select [1-2] or enter a path: 1\n" +
-          "Name [other]: small\n" +
-          "Registered small — use /llamacpp use small to switch.\n" +
-          "Stopping qwen-tiny...\n" +
-          "✓ Using model: small (llama-server starts with the first message)\n",
-      );
-      assert.equal(first.running, false);
-      assert.equal(processAlive(first.pid!), false);
-      assert.equal(s.agent.supervisor.spawnCount, 1);
-      assert.equal(await s.run("fourth\n"), 0);
-      assert.equal(s.agent.supervisor.spawnCount, 2);
-      assert.equal(
-        (s.agent.client as LazyServerClient).server?.modelPath,
-        `${s.root}/Models/other.gguf`,
-      );
-    });
+    await t.step(
+      "a second add asks for a name; use starts the new server, then stops the old",
+      async () => {
+        s.out.text = "";
+        assert.equal(await s.run("/llamacpp add\n1\nsmall\n/llamacpp use small\n"), 0, s.err.text);
+        const url = (s.agent.client as LazyServerClient).server?.url;
+        assert.equal(
+          s.out.text,
+          "GGUF files found in ~/Models:\n" +
+            "  [1] other.gguf (2.0 KB)\n" +
+            "  [2] qwen-tiny.gguf (64 B) (registered as qwen-tiny)\n" +
+            "Select [1-2] or enter a path: 1\n" +
+            "Name [other]: small\n" +
+            "Registered small — use /llamacpp use small to switch.\n" +
+            "Starting small...\n" +
+            `✓ Using model: small (llama-server is running at ${url})\n` +
+            "Stopped qwen-tiny.\n",
+        );
+        assert.equal(first.running, false);
+        assert.equal(processAlive(first.pid!), false);
+        assert.equal(s.agent.supervisor.spawnCount, 2, "a model ran: the new one started at once");
+        assert.equal(await s.run("fourth\n"), 0);
+        assert.equal(s.agent.supervisor.spawnCount, 2);
+        assert.equal(
+          (s.agent.client as LazyServerClient).server?.modelPath,
+          `${s.root}/Models/other.gguf`,
+        );
+      },
+    );
 
     await t.step("stop keeps the model selected; the next message starts it again", async () => {
       s.out.text = "";
@@ -180,14 +185,17 @@ Deno.test("a request-scoped llama-server: lazy start, warm for the session, stop
   }
 });
 
-Deno.test("--gguf PATH is used for this session only, lazily", async () => {
+Deno.test("--gguf PATH is used for this session only, lazily, over the saved active model", async () => {
   const bin = await Deno.makeTempDir({ prefix: "harvey_bin_" });
   const models = await Deno.makeTempDir({ prefix: "harvey_models_" });
+  const yaml =
+    "llamafile:\n  active: saved\n  models:\n    - name: saved\n      path: saved.llamafile\n";
   try {
     await makeFakeRolesServer(bin);
     const gguf = await writeGguf(join(models, "session-model.gguf"));
     const s = await testSession({
       env: { PATH: bin },
+      files: { "agents/harvey.yaml": yaml },
       flags: { gguf, ollama: "http://127.0.0.1:9" },
       selectBackend: true,
     });
@@ -196,12 +204,13 @@ Deno.test("--gguf PATH is used for this session only, lazily", async () => {
         s.err.text,
         /✓ Using model: session-model \(llama-server starts with the first message\)/,
       );
+      assert.doesNotMatch(s.err.text, /Checking llamafile/, "the saved model is not used");
       assert.equal(s.agent.supervisor.spawnCount, 0);
       assert.equal(await s.run("hi\nagain\n/llamacpp status\n"), 0, s.err.text);
       assert.match(s.out.text, /roles system,user: hi\nroles system,user,assistant,user: again\n/);
       assert.match(s.out.text, /This session: +session-model \(--gguf, not saved\)/);
       assert.equal(s.agent.supervisor.spawnCount, 1);
-      await assert.rejects(Deno.stat(join(s.root, "agents", "harvey.yaml")), Deno.errors.NotFound);
+      assert.equal(await Deno.readTextFile(join(s.root, "agents", "harvey.yaml")), yaml);
     } finally {
       await s.close();
     }

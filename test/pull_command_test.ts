@@ -53,7 +53,7 @@ Deno.test("/pull usage errors and a missing file", async () => {
   const s = await testSession({ flags: { llamafileDir: models }, env: { HF_ENDPOINT: hf.url } });
   try {
     assert.equal(await s.run("/pull only-one-arg"), 2);
-    assert.match(s.err.text, /Usage: pull REPO FILE/);
+    assert.match(s.err.text, /Usage: \/pull REPO FILE/);
     assert.equal(await s.run(`/pull ${REPO} nothing.gguf`), 1);
     assert.match(s.err.text, /not found/i);
     assert.deepEqual([...Deno.readDirSync(models)], []);

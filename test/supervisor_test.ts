@@ -294,10 +294,42 @@ Deno.test("a server that never becomes ready is stopped at the startup timeout",
     const err = await started.then(() => assert.fail("start should have failed"), (e) => e);
     assert.ok(err instanceof ServerStartError, String(err));
     assert.match(err.message, /^llamafile did not become ready within 1.5 s and was stopped/);
+    assert.match(err.message.split("\n")[0], /raise startup_timeout in agents\/harvey\.yaml/);
     assert.equal(processAlive(pid), false);
     assert.ok(isPortFree(spec.port));
     assert.deepEqual(await readRecords(s.state), []);
     assert.deepEqual(sup.servers, []);
+  });
+});
+
+Deno.test("a loading server's progress is reported as it changes", async () => {
+  await sandbox(async (s) => {
+    const path = await makeFakeLlamafile(s.dir, "big", { loadingMs: 1_500, progress: true });
+    const seen: string[] = [];
+    const server = await s.sup().start(llamafileSpec(path), { onProgress: (t) => seen.push(t) });
+    assert.equal(server.running, true);
+    const percents = seen.map((t) => /^loading (\d+)%$/.exec(t)?.[1]).filter(Boolean).map(Number);
+    assert.ok(percents.length >= 2, `several percentages: ${seen.join(" | ")}`);
+    assert.deepEqual(percents, [...percents].sort((a, b) => a - b), "the percentage only grows");
+    assert.equal(new Set(seen).size, seen.length, "a change is reported once");
+  });
+});
+
+Deno.test("a server that died is never handed back: adopt forgets it, start runs a new one", async () => {
+  await sandbox(async (s) => {
+    const path = await makeFakeLlamafile(s.dir, "tiny");
+    const sup = s.sup();
+    const first = await sup.start(llamafileSpec(path));
+    assert.equal(await sup.adopt("llamafile", path), first, "alive: the same server");
+    Deno.kill(first.pid!, "SIGKILL");
+    assert.ok(await waitGone(first.pid!), "the server did not die");
+    while (first.running) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(await sup.adopt("llamafile", path), undefined);
+    assert.deepEqual(sup.servers, [], "the dead server is forgotten");
+    assert.deepEqual(await readRecords(s.state), [], "and its pid file removed");
+    const second = await sup.start(llamafileSpec(path));
+    assert.notEqual(second.pid, first.pid);
+    assert.equal((await getJson(`${second.url}/health`)).status, 200);
   });
 });
 

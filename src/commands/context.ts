@@ -164,6 +164,7 @@ export const contextCommand: CommandSpec = {
   ],
   summary: "Pin text or files that stay in the conversation through /clear and /summarize",
   subcommands: ["add", "show", "clear", "load-dir"],
+  paths: [{ after: "load-dir" }],
   async run(agent, args, out, ctx) {
     const sub = subcommand("/context", args, ["add", "show", "clear", "load-dir"], "show");
     if (sub === "add") {

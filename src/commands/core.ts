@@ -7,6 +7,7 @@ import type { Agent } from "../agent.ts";
 import { UsageError } from "../errors.ts";
 import { replyReserve } from "../llm/budget.ts";
 import { estimateTokens } from "../llm/tokens.ts";
+import { nearWords } from "../util/edit_distance.ts";
 import type { CommandSpec } from "./registry.ts";
 
 /** `/help [COMMAND]` */
@@ -19,7 +20,12 @@ export const helpCommand: CommandSpec = {
   run(agent, args, out) {
     if (args[0]) {
       const spec = agent.commands.get(args[0]);
-      if (!spec) throw new UsageError(`Unknown command /${args[0].replace(/^\//, "")}`);
+      if (!spec) {
+        const name = args[0].replace(/^\//, "");
+        const near = nearWords(name, agent.commands.list().map((c) => c.name));
+        const hint = near.length ? ` — did you mean ${near.map((n) => `/${n}`).join(", ")}?` : "";
+        throw new UsageError(`Unknown command /${name}${hint}`);
+      }
       out.write(`${spec.summary}\n`);
       for (const u of spec.usage) out.write(`  ${u}\n`);
       if (spec.aliases?.length) {
@@ -34,7 +40,9 @@ export const helpCommand: CommandSpec = {
     }
     out.write(
       "\nAlso: !COMMAND runs a command, @ROUTE PROMPT asks a named route, anything else is a prompt.\n" +
-        "Ctrl-C stops a reply or clears the line; Ctrl-D or /exit leaves.\n",
+        "Keys: Tab completes commands and paths; a paste stays one prompt; Ctrl-J adds a line;\n" +
+        "Ctrl-X Ctrl-E edits the line in $EDITOR; Ctrl-C stops a reply, clears the line or\n" +
+        "cancels a question (so do Esc and Ctrl-D); Ctrl-D on an empty line or /exit leaves.\n",
     );
     return Promise.resolve();
   },

@@ -76,6 +76,7 @@ export function addContext(
 export const filesCommand: CommandSpec = {
   name: "files",
   usage: ["/files [PATH]"],
+  paths: [{}],
   summary: "List a workspace folder (hidden entries are not shown, only counted)",
   async run(agent, args, out) {
     if (args.length > 1) throw new HarveyError("Usage: /files [PATH] (one folder)");

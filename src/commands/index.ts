@@ -4,6 +4,7 @@
  * @module
  */
 import { clearCommand, exitCommand, helpCommand, statusCommand } from "./core.ts";
+import { editCommand } from "./edit.ts";
 import { modelCommand } from "./model.ts";
 import { ollamaCommand } from "./ollama.ts";
 import { llamafileCommand } from "./llamafile.ts";
@@ -35,6 +36,7 @@ export function createRegistry(): CommandRegistry {
     helpCommand,
     statusCommand,
     clearCommand,
+    editCommand,
     modelCommand,
     ollamaCommand,
     llamafileCommand,

@@ -154,14 +154,26 @@ function project(agent: Agent, kb: KnowledgeBase, args: string[], out: Output): 
       out.write("No projects yet (add one with /kb project add NAME [DESCRIPTION])\n");
       return;
     }
-    const current = sessionOf(agent).current;
+    const current = currentProject(agent, kb);
     for (const p of projects) {
       const desc = p.description ? ` — ${p.description}` : "";
-      out.write(`${p.id === current ? "*" : " "} #${p.id} ${p.name} [${p.status}]${desc}\n`);
+      const mark = p.id === current?.id ? "*" : " ";
+      out.write(
+        `${mark} #${p.id} ${p.name} [${p.status}]${desc}${mark === "*" ? " (current)" : ""}\n`,
+      );
     }
+    // A project's status (active, paused, concluded) is not whether it is the current one.
+    if (!current) out.write("No current project (choose one with /kb project use ID)\n");
   } else if (sub === "add") {
     const name = required(args[1], "/kb project add NAME [DESCRIPTION]");
     const p = kb.addProject(name, { description: args.slice(2).join(" ") });
+    const session = sessionOf(agent);
+    if (!currentProject(agent, kb)) {
+      // The first project of a session is the one its observations go to.
+      session.current = p.id;
+      out.write(`Added project #${p.id} ${p.name}; it is the current project\n`);
+      return;
+    }
     out.write(`Added project #${p.id} ${p.name} (make it current with /kb project use ${p.id})\n`);
   } else if (sub === "use") {
     const id = parseId(required(args[1], "/kb project use ID"), "project");

@@ -7,7 +7,7 @@
  */
 import type { Agent } from "../agent.ts";
 import type { ModelEntry } from "../config/schema.ts";
-import { describeError, HarveyError } from "../errors.ts";
+import { CancelledError, describeError, HarveyError } from "../errors.ts";
 import { LazyServerClient } from "../llm/lazy_server_client.ts";
 import {
   buildNumber,
@@ -20,14 +20,18 @@ import {
 import { startLlamaServer } from "../runtime/llama_server.ts";
 import { findOnPath, isExecutable } from "../runtime/spawn.ts";
 import type { LLMClient, Output } from "../types.ts";
+import { waitIndicator } from "../repl/spinner.ts";
 import {
+  type ConnectOptions,
+  currentServer,
   GGUF_KIND,
+  keptModel,
   type LocalBackend,
   LocalModelSource,
   localSources,
   ModelRegistry,
   sessionEntry,
-  stopCurrentServer,
+  switchTo,
 } from "./model_registry.ts";
 import { registryCommand } from "./registry_command.ts";
 import type { CommandSpec } from "./registry.ts";
@@ -37,6 +41,9 @@ export const DEFAULT_GGUF_CTX = 8192;
 
 /** Sessions already told that the one-shot fallback is in use. */
 const toldOneShot = new WeakSet<Agent>();
+
+/** Where a GGUF client's server reports its load progress while a command waits for it. */
+const progressOf = new WeakMap<LazyServerClient, { report?: (text: string) => void }>();
 
 /** The llama-server program of `llamacpp.server_bin`, when it can be found. */
 export function findLlamaServer(agent: Agent): string | undefined {
@@ -76,6 +83,7 @@ export async function connectGguf(
   const ctxSize = cfg.ctx_size ?? DEFAULT_GGUF_CTX;
   const serverBin = findLlamaServer(agent);
   if (serverBin) {
+    const progress: { report?: (text: string) => void } = {};
     const client: LazyServerClient = new LazyServerClient({
       model: entry.name,
       label: "llama-server",
@@ -88,12 +96,14 @@ export async function connectGguf(
           gpuLayers: cfg.gpu_layers,
           extraArgs: cfg.extra_args,
           signal,
+          onProgress: (text) => progress.report?.(text),
         }),
       // The real n_ctx is known once the server runs: read it into the session.
       onStart: async () => {
         if (agent.client === client) await agent.setClient(client);
       },
     });
+    progressOf.set(client, progress);
     return client;
   }
   const program = await usableOneShot(agent);
@@ -119,14 +129,63 @@ export async function connectGguf(
   });
 }
 
+/**
+ * Starts the llama-server of `client` now rather than with the first message, with a spinner
+ * and the load progress on a terminal; Ctrl-C (`signal`) stops it.
+ */
+async function startNow(
+  agent: Agent,
+  client: LazyServerClient,
+  opts: ConnectOptions & { out: Output },
+): Promise<void> {
+  const wait = waitIndicator(opts.out, {
+    message: opts.announce ?? `Starting ${client.model}`,
+    terminal: opts.terminal,
+    color: agent.settings.color,
+  });
+  const progress = progressOf.get(client);
+  if (progress) progress.report = (text) => wait.detail(text);
+  try {
+    await client.ensureStarted(opts.signal);
+  } catch (err) {
+    if (opts.signal?.aborted) {
+      throw new CancelledError(
+        `Cancelled: ${client.model} was not started (its server is stopped)`,
+      );
+    }
+    throw err;
+  } finally {
+    if (progress) progress.report = undefined;
+    wait.stop();
+  }
+}
+
+/**
+ * A client for `entry`. When a local server of the current model is running, the new server
+ * starts now, so that a switch keeps the old model until the new one is ready; otherwise it
+ * starts with the first message.
+ */
+async function prepareGguf(
+  agent: Agent,
+  entry: ModelEntry,
+  opts: ConnectOptions & { out: Output },
+): Promise<LLMClient> {
+  const old = currentServer(agent);
+  const client = await connectGguf(agent, entry, opts);
+  if (client instanceof LazyServerClient && old?.running) {
+    try {
+      await startNow(agent, client, opts);
+    } catch (err) {
+      await client.close().catch(() => {});
+      throw err;
+    }
+  }
+  return client;
+}
+
 /** The llama.cpp way of bringing up a registered GGUF model. */
 export function ggufBackend(agent: Agent): LocalBackend {
-  return {
-    async connect(entry, out) {
-      await stopCurrentServer(agent, out);
-      return await connectGguf(agent, entry, { out });
-    },
-  };
+  return { connect: (entry, out, opts) => prepareGguf(agent, entry, { ...opts, out }) };
 }
 
 /** Registered GGUF models as `/model` candidates, with the `--gguf PATH` of this session. */
@@ -142,8 +201,16 @@ function sessionGguf(agent: Agent): ModelEntry | undefined {
   return localSources(agent.sources).find((s) => s.registry.kind === GGUF_KIND)?.session;
 }
 
-/** Selects `entry` as the backend (its server starts with the first message) and says so. */
-async function useGguf(agent: Agent, entry: ModelEntry, out: Output): Promise<LLMClient> {
+/**
+ * Selects `entry` as the backend and says so; its server starts with the first message, or
+ * now when a model runs already (which stops only once the new one is ready).
+ */
+async function useGguf(
+  agent: Agent,
+  entry: ModelEntry,
+  opts: ConnectOptions & { out: Output },
+): Promise<LLMClient> {
+  const { out } = opts;
   const current = agent.client;
   if (
     current instanceof LazyServerClient && current.model === entry.name &&
@@ -152,13 +219,19 @@ async function useGguf(agent: Agent, entry: ModelEntry, out: Output): Promise<LL
     out.write(`✓ Using model: ${entry.name} (llama-server is running at ${current.server.url})\n`);
     return current;
   }
-  await stopCurrentServer(agent, out);
-  const client = await connectGguf(agent, entry, { out });
-  await agent.setClient(client);
-  const when = client instanceof LazyServerClient
+  let client: LLMClient;
+  try {
+    client = await prepareGguf(agent, entry, opts);
+  } catch (err) {
+    throw keptModel(agent, err);
+  }
+  const server = client instanceof LazyServerClient ? client.server : undefined;
+  const note = server
+    ? `llama-server is running at ${server.url}`
+    : client instanceof LazyServerClient
     ? "llama-server starts with the first message"
     : "one-shot llama-cli";
-  out.write(`✓ Using model: ${entry.name} (${when})\n`);
+  await switchTo(agent, client, { out, name: entry.name, note });
   return client;
 }
 
@@ -183,7 +256,7 @@ export async function selectStartupGguf(
     return false;
   }
   try {
-    await useGguf(agent, entry, out);
+    await useGguf(agent, entry, { ask: false, out });
     return true;
   } catch (err) {
     out.write(`✗ ${describeError(err)}\n`);
@@ -210,16 +283,16 @@ function activeEntry(agent: Agent, registry: ModelRegistry, name?: string): Mode
 async function start(
   agent: Agent,
   registry: ModelRegistry,
-  name: string | undefined,
-  out: Output,
+  opts: ConnectOptions & { out: Output; name?: string },
 ): Promise<void> {
-  const entry = activeEntry(agent, registry, name);
+  const { out } = opts;
+  const entry = activeEntry(agent, registry, opts.name);
   let client = agent.client;
   if (
     !(client instanceof LazyServerClient || client instanceof LlamaCliClient) ||
     client.model !== entry.name
   ) {
-    client = await useGguf(agent, entry, out);
+    client = await useGguf(agent, entry, opts);
   }
   if (!(client instanceof LazyServerClient)) {
     out.write(`${client.name.split(":")[0]} runs once per message; there is no server to start.\n`);
@@ -229,8 +302,7 @@ async function start(
     out.write(`${entry.name} is already running at ${client.server.url}.\n`);
     return;
   }
-  out.write(`Starting ${entry.name}...\n`);
-  await client.ensureStarted();
+  await startNow(agent, client, opts);
   const server = client.server!;
   out.write(
     `✓ llama-server is running at ${server.url}${server.nCtx ? ` (n_ctx ${server.nCtx})` : ""}\n`,
@@ -285,7 +357,7 @@ function status(agent: Agent, registry: ModelRegistry, out: Output): void {
 export const llamacppCommand: CommandSpec = registryCommand({
   kind: GGUF_KIND,
   summary: "Register GGUF models served by llama.cpp's llama-server, and switch among them",
-  use: async (agent, entry, out) => void await useGguf(agent, entry, out),
+  use: async (agent, entry, opts) => void await useGguf(agent, entry, opts),
   start,
   stop: (agent, _registry, out) => stop(agent, out),
   status,

@@ -8,22 +8,25 @@
 import { basename } from "node:path";
 import type { Agent } from "../agent.ts";
 import type { ModelEntry } from "../config/schema.ts";
-import { describeError, HarveyError } from "../errors.ts";
-import { OpenAICompatClient } from "../llm/openai_compat.ts";
+import { CancelledError, HarveyError } from "../errors.ts";
+import { LazyServerClient } from "../llm/lazy_server_client.ts";
 import { llamafileName, llamafileSpec } from "../runtime/llamafile.ts";
 import { findFreePort, probeReady } from "../runtime/probe.ts";
 import type { RunningServer } from "../runtime/server.ts";
 import { PortInUseError } from "../runtime/supervisor.ts";
 import type { LLMClient, Output } from "../types.ts";
+import { waitIndicator } from "../repl/spinner.ts";
 import {
+  type ConnectOptions,
   currentServer,
+  keptModel,
   LLAMAFILE_KIND,
   type LocalBackend,
   LocalModelSource,
   localSources,
   ModelRegistry,
   sessionEntry,
-  stopCurrentServer,
+  switchTo,
 } from "./model_registry.ts";
 import { registryCommand } from "./registry_command.ts";
 import type { CommandSpec } from "./registry.ts";
@@ -56,19 +59,43 @@ function servesModel(id: string, abs: string): boolean {
   return bare === llamafileName(abs).toLowerCase();
 }
 
-/** The client of a llamafile server; closing it stops the server unless it is still in use. */
-function clientFor(agent: Agent, server: RunningServer, name: string): LLMClient {
-  return new OpenAICompatClient({
-    baseUrl: server.url,
-    model: name,
+/** The llamafile each client of this module serves (its absolute path). */
+const served = new WeakMap<LLMClient, string>();
+
+/**
+ * The client of a llamafile server that is ready. When the server dies, the next message
+ * starts it again (said on the session's diagnostics); closing the client stops it.
+ */
+async function llamafileClient(
+  agent: Agent,
+  entry: ModelEntry,
+  opts: { abs: string; server: RunningServer },
+): Promise<LLMClient> {
+  let ready: RunningServer | undefined = opts.server;
+  const client: LazyServerClient = new LazyServerClient({
+    model: entry.name,
     label: "llamafile",
     timeoutMs: agent.config.config.request_timeout,
-    onClose: async () => {
-      const now = agent.client;
-      if (now instanceof OpenAICompatClient && now.baseUrl === server.url) return;
-      await server.stop();
+    start: async (signal) => {
+      const given = ready;
+      ready = undefined;
+      if (given?.running) return given;
+      // This runs inside a turn, under its spinner: on a terminal, its line is erased first.
+      const erase = Deno.stdout.isTerminal() && Deno.stderr.isTerminal() ? "\r\x1b[2K" : "";
+      agent.err.write(
+        `${erase}⚠ The llamafile server of ${entry.name} has stopped; starting it again\n`,
+      );
+      return await startServer(agent, entry, { abs: opts.abs, out: agent.err, ask: false, signal });
+    },
+    // A restarted server may have another n_ctx: read it into the session.
+    onStart: async () => {
+      if (agent.client === client) await agent.setClient(client);
     },
   });
+  served.set(client, opts.abs);
+  // Hands the server over at once, and loads the HTTP SDK while the user types.
+  (await client.ensureStarted()).warm().catch(() => {});
+  return client;
 }
 
 /**
@@ -90,47 +117,71 @@ async function findRunning(
 }
 
 /**
- * Starts the llamafile of `entry` (or uses it when it runs already) and returns a client for
- * it. It starts on the port of `llamafile.url`; when something else answers there, that is
- * said and a free port is offered (taken without asking when `ask` is false).
+ * Starts the llamafile `abs` on the port of `llamafile.url`. When a model of this session has
+ * that port, a free port is used (the old model keeps running until this one is ready); when
+ * something else answers there, that is said and a free port is offered (taken without asking
+ * when `ask` is false). Ctrl-C (`signal`) stops the start.
+ */
+async function startServer(
+  agent: Agent,
+  entry: ModelEntry,
+  opts: ConnectOptions & { abs: string; out: Output },
+): Promise<RunningServer> {
+  const { out } = opts;
+  const sup = agent.supervisor;
+  let port = loopbackPort(agent.settings.llamafileUrl) ?? findFreePort();
+  const use = await sup.inspectPort(port);
+  if (use) {
+    const free = findFreePort();
+    const ours = sup.servers.some((s) => s.port === port && s.owned && s.running);
+    if (!ours) {
+      out.write(`✗ Port ${port} is already in use by ${use.description}\n`);
+      if (opts.ask) {
+        if (!await agent.asker.confirm(`Start ${entry.name} on port ${free} instead?`)) {
+          throw new PortInUseError(use, free);
+        }
+      } else out.write(`Using port ${free} instead.\n`);
+    }
+    port = free;
+  }
+  const cfg = agent.config.config.llamafile;
+  const wait = waitIndicator(out, {
+    message: opts.announce ?? `Starting ${entry.name}`,
+    terminal: opts.terminal,
+    color: agent.settings.color,
+  });
+  try {
+    return await sup.start(
+      llamafileSpec(opts.abs, { port, ctxSize: cfg.ctx_size, gpuLayers: cfg.gpu_layers }),
+      { signal: opts.signal, onProgress: (text) => wait.detail(text) },
+    );
+  } catch (err) {
+    if (opts.signal?.aborted) {
+      throw new CancelledError(`Cancelled: ${entry.name} was not started (its server is stopped)`);
+    }
+    throw err;
+  } finally {
+    wait.stop();
+  }
+}
+
+/**
+ * A client for the llamafile of `entry`: the current backend when it serves that file already,
+ * else a server running it (adopted, or found on the port), else one started now. The current
+ * model keeps running until the new one is ready.
  */
 export async function connectLlamafile(
   agent: Agent,
   entry: ModelEntry,
-  opts: { out: Output; ask: boolean; announce?: string },
+  opts: ConnectOptions & { out: Output },
 ): Promise<LLMClient> {
-  const { out } = opts;
   const registry = new ModelRegistry(agent, LLAMAFILE_KIND);
   const abs = await registry.checkFile(entry.path);
-  let port = loopbackPort(agent.settings.llamafileUrl);
-  const running = await findRunning(agent, abs, port);
-  if (running) return clientFor(agent, running, entry.name);
-  await stopCurrentServer(agent, out, { keepPath: abs });
-  const sup = agent.supervisor;
-  for (const s of sup.servers) {
-    if (s.backend === "llamafile" && s.port === port && s.owned) {
-      out.write(`Stopping ${registry.findByPath(s.modelPath ?? "")?.name ?? s.model}...\n`);
-      await s.stop();
-    }
-  }
-  port ??= findFreePort();
-  const use = await sup.inspectPort(port);
-  if (use) {
-    const free = findFreePort();
-    out.write(`✗ Port ${port} is already in use by ${use.description}\n`);
-    if (opts.ask) {
-      if (!await agent.asker.confirm(`Start ${entry.name} on port ${free} instead?`)) {
-        throw new PortInUseError(use, free);
-      }
-    } else out.write(`Using port ${free} instead.\n`);
-    port = free;
-  }
-  out.write(opts.announce ?? `Starting ${entry.name}...\n`);
-  const cfg = agent.config.config.llamafile;
-  const server = await sup.start(
-    llamafileSpec(abs, { port, ctxSize: cfg.ctx_size, gpuLayers: cfg.gpu_layers }),
-  );
-  return clientFor(agent, server, entry.name);
+  const current = agent.client;
+  if (current && served.get(current) === abs && currentServer(agent)?.running) return current;
+  const running = await findRunning(agent, abs, loopbackPort(agent.settings.llamafileUrl));
+  const server = running ?? await startServer(agent, entry, { ...opts, abs });
+  return await llamafileClient(agent, entry, { abs, server });
 }
 
 /** The llamafile way of bringing up a registered model. */
@@ -152,75 +203,81 @@ function sessionLlamafile(agent: Agent): ModelEntry | undefined {
   return localSources(agent.sources).find((s) => s.registry.kind === LLAMAFILE_KIND)?.session;
 }
 
-/** Connects to `entry`, makes it the backend and says so. */
+/**
+ * Connects to `entry` and makes it the backend, saying so. The model in use stops only once
+ * the new one is ready; when the new one fails, the old one stays (and the error says so).
+ */
 async function useLlamafile(
   agent: Agent,
   entry: ModelEntry,
   out: Output,
-  opts: { ask: boolean; announce?: string },
+  opts: ConnectOptions,
 ): Promise<void> {
-  const before = currentServer(agent);
   let client: LLMClient;
   try {
     client = await connectLlamafile(agent, entry, { ...opts, out });
   } catch (err) {
-    // The old server may have been stopped already: do not leave a dead backend selected.
-    if (before && !before.running) await agent.setClient(undefined);
-    throw err;
+    throw keptModel(agent, err);
   }
-  await agent.setClient(client);
-  out.write(`✓ Using model: ${entry.name}\n`);
+  await switchTo(agent, client, { out, name: entry.name });
 }
+
+/** What start-up did with the active llamafile. */
+export type ActiveOutcome = "selected" | "declined" | "none";
 
 /**
  * Start-up with an active llamafile (`llamafile.active`, or the registered llamafile `name`):
- * checks whether it runs, asks to start it when not (`ask` false: starts it without asking),
- * and selects it. Returns true when it became the backend.
+ * uses it when it runs; otherwise asks to start it when `ask` is set (a person at a terminal),
+ * or starts it without asking and says so (scripts, `-p`). Throws when it cannot be had.
  */
 export async function checkActiveLlamafile(
   agent: Agent,
   out: Output,
-  opts: { ask: boolean; name?: string },
-): Promise<boolean> {
+  opts: { ask: boolean; name?: string; signal?: AbortSignal; terminal?: boolean },
+): Promise<ActiveOutcome> {
   const registry = new ModelRegistry(agent, LLAMAFILE_KIND);
   const name = opts.name ?? registry.active;
-  if (!name) return false;
+  if (!name) return "none";
   const entry = registry.find(name);
   if (!entry) {
     out.write(
       `⚠ llamafile.active is "${name}", but no llamafile is registered under that name (/llamafile list)\n`,
     );
-    return false;
+    return "none";
   }
   out.write(`Checking llamafile (${name}) at ${agent.settings.llamafileUrl}...\n`);
-  try {
-    const abs = await registry.checkFile(entry.path);
-    const running = await findRunning(agent, abs, loopbackPort(agent.settings.llamafileUrl));
-    if (running) {
-      out.write(`✓ Llamafile is running\n`);
-      await agent.setClient(clientFor(agent, running, name));
-      out.write(`✓ Using model: ${name}\n`);
-      return true;
-    }
-    out.write("✗ Llamafile is not running\n");
-    if (opts.ask && !await agent.asker.confirm(`Start ${name} now?`)) return false;
-    await useLlamafile(agent, entry, out, { ask: opts.ask, announce: "Starting llamafile...\n" });
-    return true;
-  } catch (err) {
-    out.write(`✗ ${describeError(err)}\n`);
-    return false;
+  const abs = await registry.checkFile(entry.path);
+  const running = await findRunning(agent, abs, loopbackPort(agent.settings.llamafileUrl));
+  if (running) {
+    out.write(`✓ Llamafile is running\n`);
+    await switchTo(agent, await llamafileClient(agent, entry, { abs, server: running }), {
+      out,
+      name,
+    });
+    return "selected";
   }
+  out.write("✗ Llamafile is not running\n");
+  if (opts.ask && !await agent.asker.confirm(`Start ${name} now?`)) return "declined";
+  await useLlamafile(agent, entry, out, {
+    ask: opts.ask,
+    signal: opts.signal,
+    terminal: opts.terminal,
+    announce: opts.ask
+      ? "Starting llamafile"
+      : `Starting ${name}, the active llamafile, without asking (no terminal to ask at)`,
+  });
+  return "selected";
 }
 
 /** Start-up with `--llamafile PATH`: starts it for this session; nothing is saved. */
 export async function startSessionLlamafile(
   agent: Agent,
   out: Output,
-  opts: { ask: boolean },
+  opts: { ask: boolean; signal?: AbortSignal; terminal?: boolean },
 ): Promise<boolean> {
   const entry = sessionLlamafile(agent);
   if (!entry) return false;
-  await useLlamafile(agent, entry, out, { ask: opts.ask, announce: "Starting llamafile...\n" });
+  await useLlamafile(agent, entry, out, { ...opts, announce: "Starting llamafile" });
   return true;
 }
 
@@ -268,9 +325,9 @@ async function stop(agent: Agent, registry: ModelRegistry, out: Output): Promise
 async function start(
   agent: Agent,
   registry: ModelRegistry,
-  name: string | undefined,
-  out: Output,
+  opts: ConnectOptions & { out: Output; name?: string },
 ): Promise<void> {
+  const { name, out } = opts;
   const entry = name ? registry.get(name) : sessionLlamafile(agent) ??
     (registry.active ? registry.get(registry.active) : undefined);
   if (!entry) {
@@ -279,21 +336,22 @@ async function start(
     );
   }
   const server = currentServer(agent);
-  if (server && server.modelPath === await registry.checkFile(entry.path)) {
+  const current = agent.client;
+  if (server && current && served.get(current) === await registry.checkFile(entry.path)) {
     out.write(`${entry.name} is already running at ${server.url}.\n`);
     return;
   }
-  await useLlamafile(agent, entry, out, { ask: true });
+  await useLlamafile(agent, entry, out, opts);
 }
 
 /** `/llamafile list|add|use|start|stop|status|remove|rename` */
 export const llamafileCommand: CommandSpec = registryCommand({
   kind: LLAMAFILE_KIND,
   summary: "Register llamafiles, switch among them, start and stop their servers",
-  use: (agent, entry, out, { firstAdd }) =>
+  use: (agent, entry, { firstAdd, out, ...opts }) =>
     useLlamafile(agent, entry, out, {
-      ask: true,
-      announce: firstAdd ? "Starting llamafile...\n" : undefined,
+      ...opts,
+      announce: firstAdd ? "Starting llamafile" : undefined,
     }),
   start,
   stop,

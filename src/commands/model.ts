@@ -8,6 +8,7 @@ import { HarveyError } from "../errors.ts";
 import { OpenAICompatClient } from "../llm/openai_compat.ts";
 import { discoverModels, findCandidate, type ModelCandidate } from "../llm/catalog.ts";
 import type { Output } from "../types.ts";
+import { keptModel, switchTo } from "./model_registry.ts";
 import type { CommandSpec } from "./registry.ts";
 
 /** How long `/model` waits for a source before listing without it. */
@@ -18,13 +19,17 @@ export async function useCandidate(
   agent: Agent,
   candidate: ModelCandidate,
   out: Output,
-  opts: { save?: boolean } = {},
+  opts: { save?: boolean; signal?: AbortSignal; terminal?: boolean } = {},
 ): Promise<void> {
-  const client = await candidate.connect();
-  await agent.setClient(client);
+  let client;
+  try {
+    client = await candidate.connect({ signal: opts.signal, terminal: opts.terminal });
+  } catch (err) {
+    throw keptModel(agent, err);
+  }
   // Load the HTTP SDK now, while the user types, so the first reply does not wait for it.
   if (client instanceof OpenAICompatClient) client.warm().catch(() => {});
-  out.write(`✓ Using model: ${candidate.model} (${candidate.source})\n`);
+  await switchTo(agent, client, { out, name: candidate.model, note: candidate.source });
   if (opts.save && agent.config.config.model !== candidate.model) {
     try {
       await agent.config.update([[["model"], candidate.model]]);
@@ -46,7 +51,7 @@ export const modelCommand: CommandSpec = {
     const names = candidates.map((c) => c.model);
     return args.length === 0 ? ["list", "use", ...names] : names;
   },
-  async run(agent, args, out) {
+  async run(agent, args, out, ctx) {
     const name = args[0] === "use" ? args[1] : args[0] === "list" ? undefined : args[0];
     if (args[0] === "use" && !name) throw new HarveyError("Usage: /model use NAME");
     const { candidates, down } = await discoverModels(agent.sources, {
@@ -72,6 +77,10 @@ export const modelCommand: CommandSpec = {
       const list = candidates.map((c) => c.model).join(", ") || "none";
       throw new HarveyError(`No model named "${name}" — available: ${list}`);
     }
-    await useCandidate(agent, found, out, { save: true });
+    await useCandidate(agent, found, out, {
+      save: true,
+      signal: ctx.signal,
+      terminal: ctx.terminal,
+    });
   },
 };

@@ -14,6 +14,7 @@ import type { ModelCandidate, ModelSource } from "../llm/catalog.ts";
 import { LazyServerClient } from "../llm/lazy_server_client.ts";
 import { OpenAICompatClient } from "../llm/openai_compat.ts";
 import type { RunningServer } from "../runtime/server.ts";
+import { isExecutable } from "../runtime/spawn.ts";
 import type { LLMClient, Output } from "../types.ts";
 
 /** What differs between the llamafile registry and the GGUF registry. */
@@ -45,6 +46,7 @@ export const LLAMAFILE_KIND: RegistryKind = {
   plural: "llamafiles",
   article: "a llamafile",
   label: "llamafile",
+  check: checkLlamafile,
 };
 
 /** The GGUF registry: `llamacpp.models`, served by llama-server. */
@@ -59,20 +61,64 @@ export const GGUF_KIND: RegistryKind = {
   check: checkGguf,
 };
 
-/** Throws unless the file starts with the GGUF magic bytes. */
-async function checkGguf(abs: string, shown: string): Promise<void> {
+/** What the first bytes of a model file say it is. */
+type FileKind = "ape" | "script" | "native" | "gguf" | "other";
+
+/** Reads the first bytes of `abs` to tell a llamafile, a program and a GGUF model apart. */
+export async function sniffFile(abs: string): Promise<FileKind> {
   const file = await Deno.open(abs, { read: true });
+  const head = new Uint8Array(8);
+  let n = 0;
   try {
-    const head = new Uint8Array(4);
-    const n = await file.read(head);
-    if (n !== 4 || new TextDecoder().decode(head) !== "GGUF") {
-      throw new HarveyError(
-        `${shown} is not a GGUF file (it does not start with "GGUF"); give the path of a .gguf model`,
-      );
+    for (let got = 0; n < head.length; n += got) {
+      got = await file.read(head.subarray(n)) ?? 0;
+      if (got === 0) break;
     }
   } finally {
     file.close();
   }
+  const text = String.fromCharCode(...head.subarray(0, n));
+  const word = n >= 4 ? new DataView(head.buffer).getUint32(0) : 0;
+  // An Actually Portable Executable starts with a shell-compatible DOS header.
+  if (text.startsWith("MZqFpD")) return "ape";
+  if (text.startsWith("#!")) return "script";
+  if (text.startsWith("GGUF")) return "gguf";
+  const machO = [0xfeedface, 0xfeedfacf, 0xcefaedfe, 0xcffaedfe, 0xcafebabe];
+  if (text.startsWith("\x7fELF") || machO.includes(word)) return "native";
+  return "other";
+}
+
+/** Throws unless the file is a llamafile (an APE), a launcher script or a native program. */
+async function checkLlamafile(abs: string, shown: string): Promise<void> {
+  const kind = await sniffFile(abs);
+  if (kind === "ape" || kind === "script") return;
+  if (kind === "native") {
+    if (isExecutable(abs)) return;
+    throw new HarveyError(`${shown} is a program without execute permission: chmod +x it first`);
+  }
+  if (kind === "gguf") {
+    throw new HarveyError(
+      `${shown} is a GGUF model, not a llamafile: register it with /llamacpp add ${shown}`,
+    );
+  }
+  throw new HarveyError(
+    `${shown} is not a llamafile: it starts with neither the APE header "MZqFpD" nor "#!" ` +
+      "(expected a .llamafile, or a program that serves the OpenAI API)",
+  );
+}
+
+/** Throws unless the file starts with the GGUF magic bytes. */
+async function checkGguf(abs: string, shown: string): Promise<void> {
+  const kind = await sniffFile(abs);
+  if (kind === "gguf") return;
+  if (kind === "ape") {
+    throw new HarveyError(
+      `${shown} is a llamafile, not a GGUF file: register it with /llamafile add ${shown}`,
+    );
+  }
+  throw new HarveyError(
+    `${shown} is not a GGUF file (it does not start with "GGUF"); give the path of a .gguf model`,
+  );
 }
 
 /**
@@ -267,6 +313,13 @@ export class ModelRegistry {
   ): Promise<{ entry: ModelEntry; first: boolean }> {
     const given = opts.path ?? await this.choosePath(out);
     const abs = await this.checkFile(given);
+    const known = this.findByPath(abs);
+    if (known) {
+      throw new HarveyError(
+        `${this.shown(given)} is already registered as ${known.name}; ` +
+          `${this.kind.command} use ${known.name} switches to it`,
+      );
+    }
     const first = this.entries.length === 0;
     const derived = deriveName(abs, this.kind.ext);
     let name = opts.name;
@@ -353,17 +406,25 @@ function plain(e: ModelEntry): ModelEntry {
   return { name: e.name, path: e.path };
 }
 
+/** How a model is brought up from a command or at start-up. */
+export interface ConnectOptions {
+  /** Questions may be asked (a free port instead of a taken one); false: take the default. */
+  ask: boolean;
+  /** Said instead of `Starting NAME` when a server starts. */
+  announce?: string;
+  /** Ctrl-C: cancels a start in progress (the server is stopped). */
+  signal?: AbortSignal;
+  /** The output is a terminal: a start shows a spinner with the time and the load progress. */
+  terminal?: boolean;
+}
+
 /** How a registry's models are brought up: a llamafile server, or llama-server / llama-cli. */
 export interface LocalBackend {
   /**
    * Connects to `entry`: starts or adopts its server, or prepares one that starts with the
-   * first message. Progress goes to `out`. `ask` false: never ask (print mode).
+   * first message. Progress goes to `out`. The current model keeps running meanwhile.
    */
-  connect(
-    entry: ModelEntry,
-    out: Output,
-    opts: { ask: boolean; announce?: string },
-  ): Promise<LLMClient>;
+  connect(entry: ModelEntry, out: Output, opts: ConnectOptions): Promise<LLMClient>;
 }
 
 /**
@@ -389,7 +450,8 @@ export class LocalModelSource implements ModelSource {
       label: `${entry.name} (${kind.label}${entry === this.session ? ", this session" : ""})`,
       model: entry.name,
       source: kind.label,
-      connect: () => this.backend.connect(entry, this.registry.agent.err, { ask: true }),
+      connect: (opts) =>
+        this.backend.connect(entry, this.registry.agent.err, { ask: true, ...opts }),
     })));
   }
 }
@@ -415,19 +477,30 @@ export function currentServer(agent: Agent): RunningServer | undefined {
 }
 
 /**
- * Stops the server of the current backend before another model is loaded (so two models are
- * never in memory at once), saying so; not when it already serves `opts.keepPath`, and never
- * a server this session does not own.
+ * Makes `client` the backend in place of the current one, whose server (when Harvey owns it)
+ * stops only now that the new model is ready; says both.
  */
-export async function stopCurrentServer(
+export async function switchTo(
   agent: Agent,
-  out: Output,
-  opts: { keepPath?: string } = {},
+  client: LLMClient,
+  opts: { out: Output; name: string; note?: string },
 ): Promise<void> {
-  const server = currentServer(agent);
-  if (!server?.owned || (opts.keepPath !== undefined && server.modelPath === opts.keepPath)) {
-    return;
-  }
-  out.write(`Stopping ${agent.client?.model ?? server.model}...\n`);
-  await server.stop();
+  const before = agent.client === client ? undefined : currentServer(agent);
+  const old = agent.client?.model;
+  await agent.setClient(client);
+  opts.out.write(`✓ Using model: ${opts.name}${opts.note ? ` (${opts.note})` : ""}\n`);
+  if (before?.owned && !before.running && old) opts.out.write(`Stopped ${old}.\n`);
+}
+
+/**
+ * A failed switch keeps the model in use: `err` with "; still using NAME" on its first line,
+ * when a model is in use.
+ */
+export function keptModel(agent: Agent, err: unknown): unknown {
+  const model = agent.client?.model;
+  if (!model || !(err instanceof HarveyError)) return err;
+  const [first, ...rest] = err.message.split("\n");
+  const kept = new HarveyError([`${first}; still using ${model}`, ...rest].join("\n"));
+  kept.name = err.name;
+  return kept;
 }

@@ -39,7 +39,7 @@ export function parsePullArgs(args: string[]): PullArgs {
   }
   if (positional.length !== 2) {
     throw new UsageError(
-      "Usage: pull REPO FILE [--revision REV] [--dir DIR] [--sha256 HEX] [--name NAME]",
+      "Usage: /pull REPO FILE [--revision REV] [--dir DIR] [--sha256 HEX] [--name NAME]",
     );
   }
   return { repo: positional[0], file: positional[1], ...flags };

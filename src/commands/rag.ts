@@ -234,6 +234,7 @@ export const RETRIEVAL_TIMEOUT_MS = 30_000;
 export const ragCommand: CommandSpec = {
   name: "rag",
   freeText: true,
+  paths: [{ after: "ingest", rest: true }],
   usage: [
     "/rag list",
     "/rag new NAME EMBEDDING_MODEL",

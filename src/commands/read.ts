@@ -76,6 +76,7 @@ export async function readText(
 export const readCommand: CommandSpec = {
   name: "read",
   usage: ["/read FILE [FILE…]"],
+  paths: [{ rest: true }],
   summary: "Read workspace files into the conversation as context",
   async run(agent, args, out) {
     if (!args.length) throw new HarveyError("Usage: /read FILE [FILE…]");

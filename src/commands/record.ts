@@ -12,6 +12,7 @@ import { type CommandSpec, subcommand } from "./registry.ts";
 export const recordCommand: CommandSpec = {
   name: "record",
   usage: ["/record start [FILE]", "/record stop", "/record status"],
+  paths: [{ after: "start" }],
   summary: "Record the session's turns to a Markdown file",
   subcommands: ["start", "stop", "status"],
   async run(agent, args, out) {

@@ -7,6 +7,8 @@
 import type { Agent } from "../agent.ts";
 import { HarveyError, UsageError } from "../errors.ts";
 import type { Output } from "../types.ts";
+import { nearWords } from "../util/edit_distance.ts";
+import { completePath, type PathArg, pathArgAt } from "./path_completion.ts";
 import { splitArgs } from "../util/split_args.ts";
 
 /** What a handler gets besides the agent, its arguments and the output. */
@@ -35,6 +37,11 @@ export interface CommandSpec {
   subcommands?: string[];
   /** Completions for the word being typed; `args` holds the words before it. */
   complete?: (agent: Agent, args: string[]) => string[] | Promise<string[]>;
+  /**
+   * The words that are paths, which tab completion completes as paths (before `complete`):
+   * e.g. `[{ rest: true }]` for `/read FILE…`, `[{ after: "start" }]` for `/record start FILE`.
+   */
+  paths?: PathArg[];
   run: (agent: Agent, args: string[], out: Output, ctx: CommandContext) => Promise<void>;
 }
 
@@ -76,7 +83,7 @@ export class CommandRegistry {
     if (!m) throw new UsageError(`Not a command: ${trimmed}`);
     const spec = this.get(m[1]);
     if (!spec) {
-      const near = this.#specs.map((s) => s.name).filter((n) => n.startsWith(m[1].slice(0, 2)));
+      const near = nearWords(m[1], this.#specs.map((s) => s.name));
       const hint = near.length ? ` — did you mean ${near.map((n) => `/${n}`).join(", ")}?` : "";
       throw new UsageError(`Unknown command /${m[1]}${hint} (type /help for the list)`);
     }
@@ -106,6 +113,12 @@ export class CommandRegistry {
     if (!spec) return [[], line];
     const current = words[words.length - 1];
     const before = words.slice(1, -1);
+    const pathArg = pathArgAt(spec.paths, before);
+    if (pathArg) {
+      const paths = await completePath(agent, current, pathArg);
+      // A single file is complete (a space follows); a folder goes on.
+      return [paths.length === 1 && !paths[0].endsWith("/") ? [`${paths[0]} `] : paths, current];
+    }
     let options: string[] = [];
     if (spec.complete) options = await spec.complete(agent, before);
     else if (before.length === 0) options = spec.subcommands ?? [];
@@ -157,11 +170,22 @@ export function required(value: string | undefined, usage: string): string {
   return value;
 }
 
-/** Throws when the agent has no backend; otherwise returns it. */
+/** Why start-up selected no backend, per session. */
+const noBackendReasons = new WeakMap<Agent, string>();
+
+/** Keeps why no backend could be had, for the first line that needs one to say. */
+export function noteNoBackend(agent: Agent, reason: string): void {
+  noBackendReasons.set(agent, reason);
+}
+
+/** Throws when the agent has no backend, saying why when start-up knew; else returns it. */
 export function needClient(agent: Agent): NonNullable<Agent["client"]> {
   if (!agent.client) {
+    const reason = noBackendReasons.get(agent);
     throw new HarveyError(
-      "No backend selected — connect one with /model, /ollama start or /llamafile add",
+      `No backend selected${
+        reason ? ` (${reason})` : ""
+      } — connect one with /model, /ollama start or /llamafile add`,
     );
   }
   return agent.client;

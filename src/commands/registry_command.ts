@@ -7,7 +7,7 @@
 import type { Agent } from "../agent.ts";
 import type { ModelEntry } from "../config/schema.ts";
 import type { Output } from "../types.ts";
-import { ModelRegistry, type RegistryKind } from "./model_registry.ts";
+import { type ConnectOptions, ModelRegistry, type RegistryKind } from "./model_registry.ts";
 import { type CommandSpec, required, subcommand } from "./registry.ts";
 
 const SUBCOMMANDS = ["list", "add", "use", "start", "stop", "status", "remove", "rename"];
@@ -17,12 +17,16 @@ export interface RegistryCommandOptions {
   kind: RegistryKind;
   summary: string;
   /** Makes `entry` the backend; `firstAdd` when it is the model just registered first. */
-  use(agent: Agent, entry: ModelEntry, out: Output, opts: { firstAdd: boolean }): Promise<void>;
+  use(
+    agent: Agent,
+    entry: ModelEntry,
+    opts: ConnectOptions & { out: Output; firstAdd: boolean },
+  ): Promise<void>;
+  /** Starts the server of `name` (default: the active model). */
   start(
     agent: Agent,
     registry: ModelRegistry,
-    name: string | undefined,
-    out: Output,
+    opts: ConnectOptions & { out: Output; name?: string },
   ): Promise<void>;
   stop(agent: Agent, registry: ModelRegistry, out: Output): Promise<void>;
   status(agent: Agent, registry: ModelRegistry, out: Output): Promise<void> | void;
@@ -46,6 +50,8 @@ export function registryCommand(opts: RegistryCommandOptions): CommandSpec {
     ],
     summary: opts.summary,
     subcommands: SUBCOMMANDS,
+    // Model files of the models folder, or a path anywhere (models live outside the workspace).
+    paths: [{ after: "add", kind: "models", ext: kind.ext }],
     complete(agent, args) {
       if (args.length === 0) return SUBCOMMANDS;
       if (args.length === 1 && ["use", "start", "remove", "rename"].includes(args[0])) {
@@ -53,8 +59,10 @@ export function registryCommand(opts: RegistryCommandOptions): CommandSpec {
       }
       return [];
     },
-    async run(agent, args, out) {
+    async run(agent, args, out, ctx) {
       const registry = new ModelRegistry(agent, kind);
+      // Ctrl-C cancels a start; a terminal shows its spinner.
+      const connect = { ask: true, signal: ctx.signal, terminal: ctx.terminal, out };
       switch (subcommand(cmd, args, SUBCOMMANDS, "list")) {
         case "list":
           return await registry.list(out);
@@ -64,7 +72,7 @@ export function registryCommand(opts: RegistryCommandOptions): CommandSpec {
             out.write(`Registered ${entry.name} — use ${cmd} use ${entry.name} to switch.\n`);
             return;
           }
-          await opts.use(agent, entry, out, { firstAdd: true });
+          await opts.use(agent, entry, { ...connect, firstAdd: true });
           await registry.setActive(entry.name);
           out.write(
             `Saved to ${agent.config.displayPath} — Harvey will connect automatically on next start.\n`,
@@ -73,12 +81,12 @@ export function registryCommand(opts: RegistryCommandOptions): CommandSpec {
         }
         case "use": {
           const entry = registry.get(required(args[1], `${cmd} use NAME`));
-          await opts.use(agent, entry, out, { firstAdd: false });
+          await opts.use(agent, entry, { ...connect, firstAdd: false });
           await registry.setActive(entry.name);
           return;
         }
         case "start":
-          return await opts.start(agent, registry, args[1], out);
+          return await opts.start(agent, registry, { ...connect, name: args[1] });
         case "stop":
           return await opts.stop(agent, registry, out);
         case "status":

@@ -13,6 +13,7 @@ import type { CommandSpec } from "./registry.ts";
 export const searchCommand: CommandSpec = {
   name: "search",
   usage: ["/search PATTERN [PATH]"],
+  paths: [{ at: 1 }],
   summary: "Search workspace files for a regular expression and add the matches as context",
   async run(agent, args, out, ctx) {
     if (!args.length || args.length > 2 || !args[0]) {

@@ -26,6 +26,7 @@ export function writableText(reply: string): { text: string; fromBlock: boolean 
 export const writeCommand: CommandSpec = {
   name: "write",
   usage: ["/write PATH"],
+  paths: [{}],
   summary: "Write the last reply, or its first code block, to a file (asks before overwriting)",
   async run(agent, args, out) {
     if (args.length !== 1) throw new HarveyError("Usage: /write PATH (one file)");

@@ -151,12 +151,15 @@ export async function pullFile(opts: PullOptions): Promise<PullResult> {
     opts,
     say: (text) => opts.out?.write(`${text}\n`),
   };
+  let made: string[] = [];
   try {
-    await makeFolder(dirname(dest));
+    made = await makeFolder(dirname(dest));
     const existing = await checkExisting(job);
     if (existing) return existing;
     return await withPartFile(job);
   } catch (err) {
+    // A failed pull leaves no folders it made behind (unless they hold a part to resume).
+    for (const dir of made.reverse()) await Deno.remove(dir).catch(() => {});
     if (opts.signal?.aborted && !(err instanceof PullInterrupted)) {
       throw await interrupted(job);
     }
@@ -164,9 +167,20 @@ export async function pullFile(opts: PullOptions): Promise<PullResult> {
   }
 }
 
-async function makeFolder(dir: string): Promise<void> {
+/** Creates `dir` and its missing parents; returns the folders it made, outermost first. */
+async function makeFolder(dir: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let d = dir; d !== dirname(d); d = dirname(d)) {
+    try {
+      await Deno.lstat(d);
+      break;
+    } catch {
+      missing.unshift(d);
+    }
+  }
   try {
     await Deno.mkdir(dir, { recursive: true });
+    return missing;
   } catch (err) {
     if (err instanceof Deno.errors.AlreadyExists) {
       throw new HarveyError(`Cannot save into ${dir}: it is a file, not a folder`);

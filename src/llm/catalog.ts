@@ -14,8 +14,8 @@ export interface ModelCandidate {
   model: string;
   /** Which source offers it: `ollama`, `llamafile`, `llama-server`, `openai`… */
   source: string;
-  /** Connects (and starts a server when one is needed). */
-  connect(): Promise<LLMClient>;
+  /** Connects (and starts a server when one is needed; `signal` cancels that start). */
+  connect(opts?: { signal?: AbortSignal; terminal?: boolean }): Promise<LLMClient>;
 }
 
 /** A place models come from. `list` must answer quickly, also when the source is down. */

@@ -1,25 +1,29 @@
 /**
  * The two askers: a line asker (headless scripts, pipes, tests — answers are read from the
- * next input line) and a terminal asker (arrow-key picker with `@inquirer/prompts`).
+ * next input line) and a terminal asker (the line editor and the arrow-key picker).
+ *
+ * Both cancel the same way: a question that is not answered — Ctrl-C, Escape or Ctrl-D at a
+ * terminal, or the input ending in a script — throws {@linkcode CancelledError}, never takes a
+ * default, and so cancels the action the question guarded. Callers tell it apart from a "no"
+ * by its type.
  *
  * @module
  */
-import { HarveyError } from "../errors.ts";
-import { loadInquirer } from "../deps.ts";
+import { CancelledError, HarveyError } from "../errors.ts";
 import type { Asker, Choice, Output } from "../types.ts";
-
-/** The message of the error a picker throws when the user presses Ctrl-C or Esc. */
-export const CANCELLED = "Cancelled";
+import { LineEditor } from "./line_editor.ts";
+import { Picker } from "./picker.ts";
+import type { Terminal } from "./terminal.ts";
 
 /** Reads one answer; undefined when the input has ended. */
 export type ReadAnswer = (prompt: string) => Promise<string | undefined>;
 
-function parseYesNo(answer: string, defaultYes: boolean): boolean {
+function parseYesNo(answer: string, defaultYes: boolean): boolean | undefined {
   const a = answer.trim().toLowerCase();
   if (a === "") return defaultYes;
   if (["y", "yes"].includes(a)) return true;
   if (["n", "no"].includes(a)) return false;
-  throw new HarveyError(`Expected y or n, found "${answer.trim()}"`);
+  return undefined;
 }
 
 /** Asks on plain lines: a numbered picker, `[Y/n]`, free text. */
@@ -33,7 +37,8 @@ export class LineAsker implements Asker {
   async #answer(prompt: string, question: string): Promise<string> {
     const line = await this.read(prompt);
     if (line === undefined) {
-      throw new HarveyError(`No answer to "${question}": the input ended`);
+      if (this.opts.echo) this.out.write("\n");
+      throw new CancelledError(`No answer to "${question}": the input ended`);
     }
     if (this.opts.echo) this.out.write(`${line}\n`);
     return line;
@@ -46,7 +51,10 @@ export class LineAsker implements Asker {
       this.out.write(`${question} ${hint} y (--yes)\n`);
       return true;
     }
-    return parseYesNo(await this.#answer(`${question} ${hint} `, question), defaultYes);
+    const answer = await this.#answer(`${question} ${hint} `, question);
+    const yes = parseYesNo(answer, defaultYes);
+    if (yes === undefined) throw new HarveyError(`Expected y or n, found "${answer.trim()}"`);
+    return yes;
   }
 
   /** `QUESTION [DEFAULT]: ` */
@@ -77,64 +85,69 @@ export class LineAsker implements Asker {
 }
 
 /**
- * The terminal asker: yes/no and text through the REPL's line editor, pickers with arrow keys.
- * `suspend` lets the REPL hand the terminal over to the picker while it runs.
+ * The terminal asker: yes/no and text on the line editor, pickers with arrow keys. A question
+ * gets only the keys typed after it appeared (type-ahead stays for the prompt); an answer that
+ * is not y or n asks again.
  */
 export class TerminalAsker implements Asker {
-  readonly #lines: LineAsker;
-
   constructor(
-    readonly read: ReadAnswer,
-    readonly out: Output,
-    readonly suspend: <R>(fn: () => Promise<R>) => Promise<R>,
-    readonly opts: { yes?: boolean } = {},
-  ) {
-    this.#lines = new LineAsker(read, out, opts);
+    readonly terminal: Terminal,
+    readonly opts: { yes?: boolean; color?: boolean } = {},
+  ) {}
+
+  async #line(prompt: string): Promise<string> {
+    const editor = new LineEditor({
+      prompt,
+      write: (t) => this.terminal.write(t),
+      size: () => this.terminal.size(),
+      question: true,
+      color: this.opts.color,
+    });
+    await this.terminal.run(editor);
+    const result = await editor.done;
+    if (result.kind !== "line") throw new CancelledError();
+    return result.text;
   }
 
-  /** `QUESTION [Y/n]` on the line editor. */
-  confirm(question: string, defaultYes = true): Promise<boolean> {
-    return this.#lines.confirm(question, defaultYes);
+  /** `QUESTION [Y/n]`; Enter takes the default, Ctrl-C, Escape or Ctrl-D cancel. */
+  async confirm(question: string, defaultYes = true): Promise<boolean> {
+    const hint = defaultYes ? "[Y/n]" : "[y/N]";
+    if (this.opts.yes) {
+      this.terminal.write(`${question} ${hint} y (--yes)\r\n`);
+      return true;
+    }
+    for (;;) {
+      const answer = await this.#line(`${question} ${hint} `);
+      const yes = parseYesNo(answer, defaultYes);
+      if (yes !== undefined) return yes;
+      this.terminal.write(`Expected y or n, found "${answer.trim()}" (Esc cancels)\r\n`);
+    }
   }
 
-  /** Free text on the line editor. */
-  input(question: string, defaultValue?: string): Promise<string> {
-    return this.#lines.input(question, defaultValue);
+  /** `QUESTION [DEFAULT]: `; Enter on nothing takes the default. */
+  async input(question: string, defaultValue?: string): Promise<string> {
+    const hint = defaultValue ? ` [${defaultValue}]` : "";
+    const answer = (await this.#line(`${question}${hint}: `)).trim();
+    return answer || defaultValue || "";
   }
 
-  /** Arrow-key selection; `other` adds a last entry that asks for free text. */
+  /** The arrow-key picker; a typed number picks that row, typed text is `other`. */
   async pick<T>(
     question: string,
     choices: Choice<T>[],
     opts: { other?: string } = {},
   ): Promise<{ value: T } | { other: string }> {
-    const { select } = await loadInquirer();
-    const OTHER = Symbol("other");
-    type Pickable = { v: T } | typeof OTHER;
-    const entries: { name: string; value: Pickable }[] = choices.map((c) => ({
-      name: c.label,
-      value: { v: c.value },
-    }));
-    if (opts.other) entries.push({ name: `… ${opts.other}`, value: OTHER });
-    let picked: Pickable;
-    try {
-      picked = await this.suspend(() =>
-        select<Pickable>({ message: question, choices: entries, pageSize: 12, loop: false })
-      );
-    } catch (err) {
-      if (
-        err instanceof Error &&
-        /ExitPromptError|force closed|cancel/i.test(`${err.name} ${err.message}`)
-      ) {
-        throw new HarveyError(CANCELLED);
-      }
-      throw err;
-    }
-    if (picked === OTHER) {
-      const text = await this.#lines.input(opts.other ?? "Enter a value");
-      if (!text) throw new HarveyError("Cancelled: nothing entered");
-      return { other: text };
-    }
-    return { value: picked.v };
+    const picker = new Picker({
+      question,
+      choices,
+      other: opts.other,
+      write: (t) => this.terminal.write(t),
+      size: () => this.terminal.size(),
+      color: this.opts.color,
+    });
+    await this.terminal.run(picker);
+    const outcome = await picker.done;
+    if ("cancelled" in outcome) throw new CancelledError();
+    return outcome;
   }
 }

@@ -1,9 +1,11 @@
 /**
  * The spinner shown until the first token: braille frames, Edward Lear's waiting messages
- * and a timer with the estimate from recent turns.
+ * and a timer with the estimate from recent turns. The same spinner, with its own message and
+ * a detail, shows a model server starting (`⠋ Starting qwen… [12s] · loading 42%`).
  *
  * @module
  */
+import type { Output } from "../types.ts";
 
 const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -52,6 +54,9 @@ export class Spinner {
   #started = 0;
   #frame = 0;
   #message: string;
+  #fixed = false;
+  /** Shown after the timer, e.g. a server's load progress; cut to the terminal's width. */
+  detail?: string;
 
   constructor(
     readonly write: (text: string) => void,
@@ -59,6 +64,12 @@ export class Spinner {
     readonly color = true,
   ) {
     this.#message = LEAR_MESSAGES[Math.floor(Math.random() * LEAR_MESSAGES.length)];
+  }
+
+  /** Replaces the rotating waiting messages with one message of its own. */
+  set message(text: string) {
+    this.#message = text;
+    this.#fixed = true;
   }
 
   /** Starts drawing every 100 ms. */
@@ -70,12 +81,14 @@ export class Spinner {
 
   #draw(): void {
     const elapsed = performance.now() - this.#started;
-    if (this.#frame > 0 && this.#frame % 40 === 0) {
+    if (!this.#fixed && this.#frame > 0 && this.#frame % 40 === 0) {
       this.#message =
         LEAR_MESSAGES[(LEAR_MESSAGES.indexOf(this.#message) + 1) % LEAR_MESSAGES.length];
     }
     const frame = FRAMES[this.#frame++ % FRAMES.length];
-    const text = `${frame} ${this.#message}… ${timerLabel(elapsed, this.estimateMs)}`;
+    const detail = this.detail ? ` · ${this.detail}` : "";
+    // A line wider than the terminal would wrap, and `\r` would then redraw only its last row.
+    const text = fit(`${frame} ${this.#message}… ${timerLabel(elapsed, this.estimateMs)}${detail}`);
     this.write(`\r\x1b[2K${this.color ? `\x1b[2m${text}\x1b[0m` : text}`);
   }
 
@@ -86,4 +99,43 @@ export class Spinner {
     this.#timer = undefined;
     this.write("\r\x1b[2K");
   }
+}
+
+function fit(text: string): string {
+  let columns = 80;
+  try {
+    columns = Deno.consoleSize().columns || columns;
+  } catch {
+    // not a terminal: the caller draws nothing anyway
+  }
+  const chars = [...text];
+  return chars.length < columns ? text : `${chars.slice(0, columns - 2).join("")}…`;
+}
+
+/**
+ * Shows a wait that is not a reply, e.g. a model server starting: a spinner with the elapsed
+ * time and a detail on a terminal, the message on its own line elsewhere.
+ *
+ * @example
+ * ```ts
+ * const wait = waitIndicator(out, { message: "Starting qwen", terminal: true });
+ * wait.detail("loading 42%");
+ * wait.stop();
+ * ```
+ */
+export function waitIndicator(
+  out: Output,
+  opts: { message: string; terminal?: boolean; color?: boolean },
+): { detail(text: string): void; stop(): void } {
+  if (!opts.terminal) {
+    out.write(`${opts.message}...\n`);
+    return { detail() {}, stop() {} };
+  }
+  const spinner = new Spinner((t) => out.write(t), 0, opts.color ?? true);
+  spinner.message = opts.message;
+  spinner.start();
+  return {
+    detail: (text) => spinner.detail = text,
+    stop: () => spinner.stop(),
+  };
 }

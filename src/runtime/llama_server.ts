@@ -9,7 +9,7 @@ import { HarveyError } from "../errors.ts";
 import { findFreePort } from "./probe.ts";
 import type { RunningServer } from "./server.ts";
 import { findOnPath } from "./spawn.ts";
-import type { ServerSpec, Supervisor } from "./supervisor.ts";
+import type { ServerSpec, StartOptions, Supervisor } from "./supervisor.ts";
 
 /** How to run `llama-server`. */
 export interface LlamaServerOptions {
@@ -82,11 +82,11 @@ export function llamaServerSpec(modelPath: string, opts: LlamaServerOptions = {}
 export async function startLlamaServer(
   sup: Supervisor,
   modelPath: string,
-  opts: LlamaServerOptions & { signal?: AbortSignal; adopt?: boolean } = {},
+  opts: LlamaServerOptions & StartOptions & { adopt?: boolean } = {},
 ): Promise<RunningServer> {
   if (opts.adopt !== false) {
     const adopted = await sup.adopt("llama-server", modelPath);
     if (adopted) return adopted;
   }
-  return await sup.start(llamaServerSpec(modelPath, opts), { signal: opts.signal });
+  return await sup.start(llamaServerSpec(modelPath, opts), opts);
 }

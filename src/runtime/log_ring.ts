@@ -34,6 +34,8 @@ export interface LogRingOptions {
 export class LogRing {
   #lines: LogLine[] = [];
   #chars = 0;
+  /** The line each stream is still writing (no newline yet), e.g. llama.cpp's progress dots. */
+  #partial: Record<LogLine["stream"], string> = { stdout: "", stderr: "" };
   readonly #maxLines: number;
   readonly #maxChars: number;
 
@@ -63,6 +65,11 @@ export class LogRing {
     return picked.slice(-n).map((l) => l.text);
   }
 
+  /** The line `stream` is still writing (no newline yet), cut to the last 200 characters. */
+  partial(stream: LogLine["stream"]): string {
+    return this.#partial[stream];
+  }
+
   /** Reads `source` to its end, one line at a time, into the ring. */
   async pump(source: ReadableStream<Uint8Array>, stream: LogLine["stream"]): Promise<void> {
     let pending = "";
@@ -78,10 +85,31 @@ export class LogRing {
           this.push(stream, pending);
           pending = "";
         }
+        this.#partial[stream] = pending.slice(-200);
       }
     } catch {
       // The pipe broke (the child was killed): keep what was read.
     }
+    this.#partial[stream] = "";
     if (pending) this.push(stream, pending.replace(/\r$/, ""));
   }
+}
+
+/**
+ * What a loading server says it is doing, for a spinner: llama.cpp prints one dot per percent
+ * while it loads the weights (`loading 42%`), else its last line of stderr (cut to `width`).
+ *
+ * @example
+ * ```ts
+ * const ring = new LogRing();
+ * ring.push("stderr", "load_tensors: loading model tensors, this can take a while...");
+ * loadProgress(ring); // "load_tensors: loading model tensors, this can take a while..."
+ * ```
+ */
+export function loadProgress(ring: LogRing, width = 60): string | undefined {
+  const partial = ring.partial("stderr").trim();
+  if (/^\.+$/.test(partial)) return `loading ${Math.min(partial.length, 100)}%`;
+  const line = (partial || ring.tail(1, "stderr")[0] || "").trim();
+  if (!line) return undefined;
+  return line.length > width ? `${line.slice(0, width - 1)}…` : line;
 }

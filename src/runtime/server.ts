@@ -5,7 +5,7 @@
  */
 import { HarveyError } from "../errors.ts";
 import type { Output } from "../types.ts";
-import type { LogRing } from "./log_ring.ts";
+import { loadProgress, type LogRing } from "./log_ring.ts";
 import { processAlive, processGroup, removeRecord } from "./pid_file.ts";
 import { signalProcess } from "./spawn.ts";
 
@@ -129,10 +129,20 @@ export class Server implements RunningServer {
     return this.#ring?.lines() ?? [];
   }
 
+  /** What the server says while it loads (`loading 42%`, its last line), when it said anything. */
+  progress(): string | undefined {
+    return this.#ring ? loadProgress(this.#ring) : undefined;
+  }
+
   /** The last `n` lines of stderr (or of stdout when stderr is empty). */
   tail(n: number): string[] {
     const err = this.#ring?.tail(n, "stderr") ?? [];
     return err.length > 0 ? err : this.#ring?.tail(n) ?? [];
+  }
+
+  /** A stop has begun (Harvey is ending, or the user asked). */
+  get stopping(): boolean {
+    return this.#stopping !== undefined;
   }
 
   stop(opts: { force?: boolean } = {}): Promise<StopResult> {

@@ -91,6 +91,17 @@ export class ServerStartError extends HarveyError {
   }
 }
 
+/** How a start is watched: cancelled through `signal`, its progress reported as it loads. */
+export interface StartOptions {
+  /** Aborting stops the server that is starting (SIGTERM, then SIGKILL after the grace period). */
+  signal?: AbortSignal;
+  /**
+   * Called while the server loads, whenever what it says changes: llama.cpp's load progress
+   * (`loading 42%`) or its last line of stderr.
+   */
+  onProgress?: (text: string) => void;
+}
+
 /** What answers on a port that is taken. */
 export interface PortUse {
   port: number;
@@ -168,7 +179,7 @@ export class Supervisor {
    * not ready within the startup timeout (it is stopped then), and `signal.reason` when
    * aborted (the server is stopped too).
    */
-  async start(spec: ServerSpec, opts: { signal?: AbortSignal } = {}): Promise<RunningServer> {
+  async start(spec: ServerSpec, opts: StartOptions = {}): Promise<RunningServer> {
     opts.signal?.throwIfAborted();
     const use = await this.inspectPort(spec.port);
     if (use) throw new PortInUseError(use, findFreePort());
@@ -179,7 +190,7 @@ export class Supervisor {
     for (;;) {
       const server = await this.#spawn(spec, env, viaSh);
       try {
-        await this.#waitReady(server, spec, opts.signal);
+        await this.#waitReady(server, spec, opts);
         return server;
       } catch (err) {
         if (!(err instanceof ExecRefused)) throw err;
@@ -205,6 +216,11 @@ export class Supervisor {
       }
       if (record.backend !== backend) continue;
       const known = [...this.#servers].find((s) => s.pid === record.pid);
+      if (known && !known.running) {
+        // It died since: forget it (its pid file goes) rather than hand back a dead server.
+        await known.stop().catch(() => {});
+        continue;
+      }
       if (known) {
         if (want === undefined || known.modelPath === want) return known;
         continue;
@@ -368,8 +384,10 @@ export class Supervisor {
     return server;
   }
 
-  async #waitReady(server: Server, spec: ServerSpec, signal?: AbortSignal): Promise<void> {
+  async #waitReady(server: Server, spec: ServerSpec, opts: StartOptions): Promise<void> {
+    const { signal } = opts;
     const child = server.child!;
+    let said: string | undefined;
     const started = Date.now();
     const deadline = started + this.#startupTimeoutMs;
     // Small models are ready within a second: poll often then, so readiness is noticed within
@@ -397,10 +415,11 @@ export class Supervisor {
       if (remaining <= 0) {
         await server.stop();
         const tail = server.tail(10);
+        const s = Number((this.#startupTimeoutMs / 1000).toFixed(1));
         throw new ServerStartError(
-          `${spec.backend} did not become ready within ${
-            Number((this.#startupTimeoutMs / 1000).toFixed(1))
-          } s and was stopped; a large model on a slow machine may need a longer startup timeout`,
+          `${spec.backend} did not become ready within ${s} s and was stopped; a large model ` +
+            `on a slow machine needs longer: raise startup_timeout in agents/harvey.yaml ` +
+            `(e.g. startup_timeout: 10m)`,
           tail,
         );
       }
@@ -412,11 +431,17 @@ export class Supervisor {
         server.modelIds = ready.models;
         break;
       }
+      const progress = server.progress();
+      if (progress !== undefined && progress !== said && opts.onProgress) {
+        said = progress;
+        opts.onProgress(progress);
+      }
       await pause(Math.min(delay, Math.max(0, deadline - Date.now())), child.status, signal);
       if (Date.now() - started > 1_000) delay = Math.min(delay * 1.5, 1_000);
     }
     server.nCtx = await readContextSize(server.url);
-    await writeRecord(this.#stateDir, recordOf(server));
+    // A stop that began meanwhile (Harvey ending on SIGTERM) has removed the pid file already.
+    if (!server.stopping) await writeRecord(this.#stateDir, recordOf(server));
   }
 }
 
