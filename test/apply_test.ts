@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { UNDO_JOURNAL } from "../src/commands/apply.ts";
+import { UNDO_JOURNAL } from "../src/ops/changes.ts";
 import { diffLines, unifiedDiff } from "../src/util/diff.ts";
 import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { type TestSession, testSession } from "./helpers.ts";
