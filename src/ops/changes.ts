@@ -12,7 +12,7 @@ import { describeError, HarveyError } from "../errors.ts";
 import type { Output } from "../types.ts";
 import { diffLines, diffStats, unifiedDiff } from "../util/diff.ts";
 import { escapeControls } from "../util/terminal_text.ts";
-import { accessPath, formatBytes, isBinary } from "../commands/files.ts";
+import { accessPath, formatBytes, isBinary } from "./access.ts";
 
 /** Where the undo journal lives, relative to the workspace root. */
 export const UNDO_JOURNAL = "agents/undo/last_apply.json";
