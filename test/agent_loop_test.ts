@@ -35,7 +35,6 @@ function scripted(...replies: RoundOutcome[]) {
 const ctx = {
   approve: () => Promise.resolve("yes" as const),
   write: () => Promise.resolve(),
-  maxChars: 4000,
 };
 
 Deno.test("the loop runs calls in order and sends every result back until a reply without calls", async () => {
@@ -63,6 +62,7 @@ Deno.test("the loop runs calls in order and sends every result back until a repl
       tools: [echo],
       hooks: { round: rounds.round, callEnded: (c, o) => ended.push(`${c.id}:${o.summary}`) },
       context: ctx,
+      resultRoom: () => 4000,
       maxCalls: 25,
     });
     assert.equal(r.stopped, undefined);
@@ -99,6 +99,7 @@ Deno.test("the per-turn limit, a quit and an interrupted reply each end the loop
       tools: [echo],
       hooks: scripted({ text: "", result: { ...stats, toolCalls: three } }),
       context: ctx,
+      resultRoom: () => 4000,
       maxCalls: 2,
     });
     assert.equal(limited.stopped, "limit");
@@ -117,6 +118,7 @@ Deno.test("the per-turn limit, a quit and an interrupted reply each end the loop
       tools: [quitter],
       hooks: scripted({ text: "", result: { ...stats, toolCalls: three } }),
       context: ctx,
+      resultRoom: () => 4000,
       maxCalls: 25,
     });
     assert.equal(quit.stopped, "quit");
@@ -130,6 +132,7 @@ Deno.test("the per-turn limit, a quit and an interrupted reply each end the loop
       tools: [echo],
       hooks: scripted({ text: "Half a rep", interrupted: true }),
       context: ctx,
+      resultRoom: () => 4000,
       maxCalls: 25,
     });
     assert.equal(cut.stopped, "interrupted");

@@ -21,6 +21,11 @@ export interface RoundOutcome {
   result?: ChatResult;
   /** Ctrl-C cut the reply: `text` is what had arrived. */
   interrupted?: boolean;
+  /**
+   * The messages really sent, when the round changed them (the oldest turns summarized to
+   * fit): later rounds build on them instead of sending the long form again.
+   */
+  sent?: Message[];
 }
 
 /** What the loop needs from the turn around it. */
@@ -42,8 +47,10 @@ export interface LoopOptions {
   /** The tools offered (empty: a plain chat turn). */
   tools: readonly Tool[];
   hooks: LoopHooks;
-  /** Everything a call needs but its arguments: approvals, writes, the result cap. */
-  context: Omit<ToolContext, "signal">;
+  /** Everything a call needs but its arguments, the signal and the result cap. */
+  context: Omit<ToolContext, "signal" | "maxChars">;
+  /** The most characters the next call's result may have (the room left in the window). */
+  resultRoom(): number;
   /** Ctrl-C: stops the loop at once. */
   signal?: AbortSignal;
   /** The most calls one turn may run (the `tools.max_calls` setting). */
@@ -92,14 +99,16 @@ export async function runToolLoop(
   const added: Message[] = [];
   const rounds: ChatResult[] = [];
   let calls = 0;
+  let prefix: readonly Message[] = messages;
   for (;;) {
     let round: RoundOutcome;
     try {
-      round = await opts.hooks.round([...messages, ...added], specs);
+      round = await opts.hooks.round([...prefix, ...added], specs);
     } catch (err) {
       if (added.length) Object.assign(err as object, { partial: added });
       throw err;
     }
+    if (round.sent) prefix = round.sent.slice(0, round.sent.length - added.length);
     if (round.result) rounds.push(round.result);
     const toolCalls = round.interrupted ? [] : round.result?.toolCalls ?? [];
     added.push({
@@ -155,8 +164,13 @@ async function runCall(
   opts.hooks.callStarted?.(call, tool.subject(args.value));
   agent.audit?.record("tool", `${call.name} ${tool.subject(args.value)}`, "allowed");
   try {
-    const outcome = await tool.run(agent, args.value, { ...opts.context, signal: opts.signal });
-    const cut = capResult(outcome.content, opts.context.maxChars);
+    const maxChars = opts.resultRoom();
+    const outcome = await tool.run(agent, args.value, {
+      ...opts.context,
+      signal: opts.signal,
+      maxChars,
+    });
+    const cut = capResult(outcome.content, maxChars);
     agent.audit?.record(
       "tool",
       `${call.name} ${tool.subject(args.value)}: ${outcome.summary}`,

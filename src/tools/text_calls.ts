@@ -62,7 +62,8 @@ function callsOf(json: string, known: ReadonlySet<string>, start: number): ToolC
 }
 
 const HERMES = /<tool_call>\s*([\s\S]*?)\s*(?:<\/tool_call>|$)/g;
-const FENCE_AT_END = /(?:^|\n)[ ]{0,3}(`{3,}|~{3,})[ \t]*(?:json|tool_call|tool)?[ \t]*\n([\s\S]*?)\n[ ]{0,3}\1[ \t]*$/;
+const FENCE_AT_END =
+  /(?:^|\n)[ ]{0,3}(`{3,}|~{3,})[ \t]*(?:json|tool_call|tool)?[ \t]*\n([\s\S]*?)\n[ ]{0,3}\1[ \t]*$/;
 
 /**
  * The tool calls `reply` holds as text, for the tools named in `known`; undefined when it holds
@@ -87,7 +88,9 @@ export function findTextCalls(reply: string, known: ReadonlySet<string>): TextCa
       calls.push(...found);
     }
     const rest = text.slice(first).replace(HERMES, "").trim();
-    if (calls.length && rest === "") return { form: "hermes", calls, prose: text.slice(0, first).trim() };
+    if (calls.length && rest === "") {
+      return { form: "hermes", calls, prose: text.slice(0, first).trim() };
+    }
     return undefined;
   }
   // Mistral: `[TOOL_CALLS] [{…}]`, or (v11) `[TOOL_CALLS]name[ARGS]{…}`, repeated.
@@ -110,7 +113,8 @@ export function findTextCalls(reply: string, known: ReadonlySet<string>): TextCa
   // Llama 3: `<|python_tag|>{…}` (several separated by `;`), at the end.
   const tag = text.indexOf("<|python_tag|>");
   if (tag >= 0) {
-    const body = text.slice(tag + "<|python_tag|>".length).replace(/<\|eom_id\|>|<\|eot_id\|>/g, "").trim();
+    const body = text.slice(tag + "<|python_tag|>".length).replace(/<\|eom_id\|>|<\|eot_id\|>/g, "")
+      .trim();
     const calls: ToolCall[] = [];
     for (const part of body.split(/;\s*(?=\{)/)) {
       const found = callsOf(part, known, calls.length);

@@ -1,0 +1,163 @@
+/**
+ * How a prompt turn looks as it runs: the spinner until the first token of each request, the
+ * reply streamed as it arrives (its control characters shown, not obeyed), reasoning dimmed on
+ * the diagnostics stream, and one line per tool call (`● read_file src/a.ts — 120 lines`).
+ * On a terminal a running call shows a transient line that is erased before anything else is
+ * written; a script gets only the finished lines.
+ *
+ * @module
+ */
+import type { Agent } from "../agent.ts";
+import type { ToolOutcome } from "../tools/tool.ts";
+import type { Output, ToolCall } from "../types.ts";
+import { escapeControls } from "../util/terminal_text.ts";
+import { Spinner } from "./spinner.ts";
+import type { TurnIO } from "./turn.ts";
+
+/** How often a running call's transient line may be redrawn. */
+const REDRAW_MS = 100;
+
+/** The display of one turn. */
+export class TurnView {
+  #spinner?: Spinner;
+  #labelled = false;
+  #reasoningOpen = false;
+  #lineOpen = false;
+  /** The reply text of the current request ends with a newline (or nothing was written). */
+  #atLineStart = true;
+  #drawnAt = 0;
+  #call?: { call: ToolCall; subject: string; lines: number; started: number };
+  /** Reasoning pieces seen, for the stats. */
+  reasoning = 0;
+
+  constructor(
+    readonly agent: Agent,
+    readonly io: TurnIO,
+    readonly opts: { label?: string } = {},
+  ) {}
+
+  /** Where diffs and questions go: the transient line is erased first. */
+  readonly out: Output = {
+    write: (text) => {
+      this.#clear();
+      this.io.out.write(text);
+    },
+  };
+
+  /** Where notices go (a refusal before a retry, compaction): on a clean line. */
+  readonly notices: Output = {
+    write: (text) => {
+      this.#spinner?.stop();
+      this.#clear();
+      this.#endReasoning();
+      this.io.err.write(text);
+    },
+  };
+
+  /** A request is about to be sent: the label (once), then the spinner. */
+  beginRound(): void {
+    this.#clear();
+    if (!this.#labelled && this.opts.label) this.io.out.write(`${this.opts.label}\n`);
+    this.#labelled = true;
+    this.#spinner?.stop();
+    this.#spinner = this.io.spinner
+      ? new Spinner((t) => this.io.err.write(t), this.agent.stats.estimateMs(), this.io.color)
+      : undefined;
+    this.#spinner?.start();
+  }
+
+  /** A piece of the reply. */
+  token(text: string): void {
+    this.#spinner?.stop();
+    this.#endReasoning();
+    const shown = escapeControls(text);
+    this.io.out.write(shown);
+    if (shown) this.#atLineStart = shown.endsWith("\n");
+  }
+
+  /** A piece of reasoning: dimmed on the diagnostics stream (when shown at all). */
+  thinking(text: string): void {
+    this.#spinner?.stop();
+    this.reasoning++;
+    if (!this.agent.config.config.context.show_reasoning) return;
+    this.#reasoningOpen = true;
+    const shown = escapeControls(text);
+    this.io.err.write(this.io.color ? `\x1b[2m${shown}\x1b[0m` : shown);
+  }
+
+  /** The request ended (or failed): the spinner goes, the reply's last line is ended. */
+  endRound(): void {
+    this.#spinner?.stop();
+    this.#endReasoning();
+    if (!this.#atLineStart) this.io.out.write("\n");
+    this.#atLineStart = true;
+  }
+
+  /** A tool call starts: on a terminal, a transient line until it ends. */
+  callStarted(call: ToolCall, subject: string): void {
+    this.#call = { call, subject, lines: 0, started: performance.now() };
+    this.#draw();
+  }
+
+  /** Output of the running call (a command's): counted on the transient line. */
+  callOutput(text: string): void {
+    if (!this.#call) return;
+    for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) this.#call.lines++;
+    if (performance.now() - this.#drawnAt >= REDRAW_MS) this.#draw();
+  }
+
+  /** A call ended: its one finished line. */
+  callEnded(call: ToolCall, outcome: ToolOutcome): void {
+    const subject = this.#call?.call === call ? this.#call.subject : "";
+    this.#call = undefined;
+    this.#clear();
+    const mark = outcome.error || outcome.declined || outcome.interrupted ? "○" : "●";
+    const what = `${call.name}${subject ? ` ${oneLine(subject)}` : ""}`;
+    this.io.out.write(`${this.#paint(mark, outcome)} ${what} — ${outcome.summary}\n`);
+  }
+
+  /** Ends whatever is still drawn. */
+  close(): void {
+    this.#spinner?.stop();
+    this.#clear();
+    this.#endReasoning();
+  }
+
+  #paint(mark: string, outcome: ToolOutcome): string {
+    if (!this.io.color) return mark;
+    const code = outcome.error || outcome.interrupted ? 31 : outcome.declined ? 33 : 32;
+    return `\x1b[${code}m${mark}\x1b[0m`;
+  }
+
+  #draw(): void {
+    if (!this.io.spinner || !this.#call) return;
+    const c = this.#call;
+    const secs = Math.floor((performance.now() - c.started) / 1000);
+    const extra = [c.lines ? `${c.lines} lines` : "", secs ? `${secs}s` : ""].filter(Boolean);
+    const line = `● ${c.call.name} ${oneLine(c.subject)} …${
+      extra.length ? ` ${extra.join(", ")}` : ""
+    }`;
+    const columns = Deno.stdout.isTerminal() ? Deno.consoleSize().columns : 80;
+    const cut = line.length >= columns ? `${line.slice(0, columns - 2)}…` : line;
+    this.#drawnAt = performance.now();
+    this.io.out.write(`\r\x1b[2K${this.io.color ? `\x1b[2m${cut}\x1b[0m` : cut}`);
+    this.#lineOpen = true;
+  }
+
+  #clear(): void {
+    if (!this.#lineOpen) return;
+    this.io.out.write("\r\x1b[2K");
+    this.#lineOpen = false;
+  }
+
+  #endReasoning(): void {
+    if (this.#reasoningOpen) this.io.err.write("\n");
+    this.#reasoningOpen = false;
+  }
+}
+
+/** A subject on one line, its control characters shown, at most 80 characters. */
+function oneLine(text: string): string {
+  const flat = escapeControls(text.replace(/\s*\n\s*/g, " ⏎ "));
+  return flat.length > 80 ? `${flat.slice(0, 79)}…` : flat;
+}
