@@ -45,7 +45,7 @@ async function session(root: string, url: string): Promise<Agent> {
     asker: new LineAsker(() => Promise.resolve(undefined), out),
     err: out,
   });
-  await selectBackend(agent, out, { ask: false });
+  await selectBackend(agent, out, { interactive: false, urlGiven: true });
   if (!agent.client) throw new Error(`no backend at ${url}: ${out.text}`);
   return agent;
 }

@@ -68,7 +68,7 @@ Deno.test("llama-server: split arguments, two calls in one reply, and broken arg
     assert.match(s.out.text, /The file has three lines\.\n$/);
     assert.match(s.err.text, /· 3 tool calls/);
     const [first, second] = chats(fake);
-    assert.equal(first.tools?.length, 5, "the tools go with the request");
+    assert.equal(first.tools?.length, 7, "the tools go with the request");
     // The second request carries the assistant's calls and one result per call, by id.
     const sent = second.messages.slice(-4);
     const ids = (sent[0].tool_calls as { id: string }[]).map((c) => c.id);
@@ -292,4 +292,112 @@ Deno.test("a backend whose template takes no tools gets none, and /tools says wh
     await s.close();
     await fake.close();
   }
+});
+
+Deno.test("run_command: approved, it runs in the sandbox; safe mode still refuses an approved rm", async () => {
+  await withLlama(async (s, fake) => {
+    fake.script(
+      {
+        text: "",
+        toolCalls: [
+          call("run_command", { command: "ls src" }),
+          call("run_command", { command: "rm -rf src" }),
+          call("run_command", { command: "cat src/a.txt | wc -l" }),
+        ],
+      },
+      { text: "Listed." },
+    );
+    assert.equal(await s.run("look around"), 0, s.err.text);
+    assert.match(s.out.text, /\$ ls src\n/);
+    assert.match(s.out.text, /approved \(--yes\)/);
+    assert.match(s.out.text, /● run_command ls src — exit 0, 1 line\n/);
+    assert.match(s.out.text, /○ run_command rm -rf src — refused\n/);
+    const results = s.agent.history.filter((m) => m.role === "tool").map((m) => m.content);
+    assert.match(results[0], /^\[exited with status 0, in the sandbox\]\na\.txt\n$/);
+    assert.match(results[1], /Safe mode does not allow "rm"/);
+    assert.match(results[2], /without a shell: pipes/);
+    assert.equal(await Deno.readTextFile(join(s.root, "src/a.txt")), "alpha\nbeta\ngamma\n");
+    const audit = s.agent.audit!.recent().map((e) => `${e.outcome} ${e.action} ${e.details}`);
+    assert.ok(audit.some((l) => /^denied run rm -rf src: Safe mode/.test(l)), audit.join("\n"));
+  }, { yes: true });
+});
+
+Deno.test("run_command asks first; a declined command does not run and the loop goes on", async () => {
+  await withLlama(async (s, fake) => {
+    fake.script(
+      { text: "", toolCalls: [call("run_command", { command: "ls" })] },
+      { text: "Fine, I will not." },
+    );
+    assert.equal(await s.run("list\nn\n"), 0, s.err.text);
+    assert.match(
+      s.out.text,
+      /Run this command\? \[y\]es \/ \[n\]o \/ \[a\]ll this turn \/ \[q\]uit turn: n\n/,
+    );
+    assert.match(s.out.text, /○ run_command ls — declined\n/);
+    assert.match(s.out.text, /Fine, I will not\.\n$/);
+    const results = s.agent.history.filter((m) => m.role === "tool").map((m) => m.content);
+    assert.deepEqual(results, ["declined by the user: ls was not run"]);
+  });
+});
+
+Deno.test("Ctrl-C during run_command kills it, answers the call [interrupted] and ends the turn", async () => {
+  await withLlama(async (s, fake) => {
+    // A marker of its own, so another test's sleep is not mistaken for this one.
+    const marker = `${30 + Math.floor(Math.random() * 1000) / 10000}`;
+    fake.script({ text: "", toolCalls: [call("run_command", { command: `sleep ${marker}` })] });
+    const ctl = new AbortController();
+    const started = performance.now();
+    const run = s.run("wait", { signal: ctl.signal });
+    // Stop once the command runs: its start is audited.
+    const running = () =>
+      s.agent.audit!.recent().some((e) => e.details === `sleep ${marker} (sandboxed)`);
+    for (let i = 0; i < 500 && !running(); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(running(), "the command started");
+    ctl.abort();
+    assert.equal(await run, 0, s.err.text);
+    assert.ok(performance.now() - started < 20_000, "sleep was killed");
+    assert.match(s.out.text, new RegExp(`○ run_command sleep ${marker} — interrupted\n`));
+    assert.match(s.err.text, /⏹ Interrupted — the tool call was stopped/);
+    const last = s.agent.history.at(-1)!;
+    assert.equal(last.role, "tool");
+    assert.match(last.content, /^\[interrupted\]/);
+    assert.equal(chats(fake).length, 1, "no request after Ctrl-C");
+    const left = async () => {
+      const ps = await new Deno.Command("pgrep", {
+        args: ["-f", `sleep ${marker}`],
+        stdout: "piped",
+      })
+        .output();
+      return new TextDecoder().decode(ps.stdout).trim();
+    };
+    for (let i = 0; i < 100 && await left(); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await left(), "", "no sleep is left running");
+  }, { yes: true, files: { "agents/harvey.yaml": "safe_mode: false\n" } });
+});
+
+Deno.test("the git tool runs read-only, hardened git; a writing subcommand is refused", async () => {
+  await withLlama(async (s, fake) => {
+    const git = (...args: string[]) =>
+      new Deno.Command("git", {
+        args: ["-c", "user.name=t", "-c", "user.email=t@t", ...args],
+        cwd: s.root,
+        stdout: "null",
+        stderr: "null",
+      }).output();
+    await git("init", "-q");
+    await git("add", "src/a.txt");
+    await git("commit", "-q", "-m", "first commit");
+    fake.script(
+      {
+        text: "",
+        toolCalls: [call("git", { args: "log --oneline" }), call("git", { args: "commit -am x" })],
+      },
+      { text: "One commit." },
+    );
+    assert.equal(await s.run("what is the history?"), 0, s.err.text);
+    const results = s.agent.history.filter((m) => m.role === "tool").map((m) => m.content);
+    assert.match(results[0], /^[0-9a-f]{7,} first commit\n$/);
+    assert.match(results[1], /runs only read-only commands .*"commit" is refused/);
+    assert.match(s.out.text, /● git log --oneline — 1 line\n/);
+  });
 });

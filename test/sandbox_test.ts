@@ -68,9 +68,11 @@ Deno.test("bwrapArgs: read-only root, fresh /dev /proc /tmp /run, the workspace,
     at("--ro-bind", "/tmp/empty", "/w/.env") > at("--ro-bind-try", "/w/agents", "/w/agents"),
   );
   assert.ok(at("--tmpfs", "/h/.ssh", "--remount-ro", "/h/.ssh") > workspace);
-  for (const w of ["--unshare-pid", "--unshare-net", "--die-with-parent", "--new-session"]) {
+  for (const w of ["--unshare-pid", "--unshare-net", "--die-with-parent"]) {
     assert.ok(args.includes(w), w);
   }
+  // In bwrap's process group (no --new-session), a stop reaches the command during setup too.
+  assert.equal(args.includes("--new-session"), false);
   assert.ok(at("--cap-drop", "ALL") > 0);
   assert.ok(at("--chdir", "/w") > 0);
 
@@ -422,6 +424,32 @@ async function waitNone(marker: string): Promise<number[]> {
   }
   return pidsWith(marker);
 }
+
+Deno.test({
+  name: "Ctrl-C while the sandbox is still being set up stops the command all the same",
+  ignore: !LINUX,
+  fn: async () => {
+    await requireSandbox();
+    const s = await modelSession();
+    const marker = "12.0405";
+    try {
+      // A stop that lands before --die-with-parent holds must still reach the command.
+      for (const delay of [0, 2, 4, 6, 8, 10, 15, 20, 30]) {
+        const ctl = new AbortController();
+        setTimeout(() => ctl.abort(), delay);
+        const r = await runProgram(s.agent, ["sleep", marker], {
+          source: "model",
+          signal: ctl.signal,
+        });
+        assert.equal(r.interrupted, true);
+        assert.deepEqual(await waitNone(marker), [], `a sleep outlived a stop after ${delay} ms`);
+      }
+    } finally {
+      for (const pid of pidsWith(marker)) Deno.kill(pid, "SIGKILL");
+      await s.close();
+    }
+  },
+});
 
 Deno.test({
   name: "run_timeout kills a sandboxed command and everything it started",

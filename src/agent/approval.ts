@@ -8,7 +8,7 @@
  * @module
  */
 import type { Agent } from "../agent.ts";
-import { HarveyError } from "../errors.ts";
+import { CancelledError } from "../errors.ts";
 import { showChange } from "../ops/changes.ts";
 import type { Output } from "../types.ts";
 import { escapeControls } from "../util/terminal_text.ts";
@@ -46,7 +46,7 @@ export class TurnApprover {
 
   /**
    * Shows what `request` would do and returns the answer. A question that is cancelled (Ctrl-C,
-   * Escape, Ctrl-D) ends the turn: `quit`. An answer that is none of the choices is asked again
+   * Escape, Ctrl-D, or a script whose input ended) ends the turn: `quit`. An answer that is none of the choices is asked again
    * (up to three times, then it is a no).
    */
   async approve(request: ApprovalRequest): Promise<Approval> {
@@ -64,8 +64,15 @@ export class TurnApprover {
       try {
         answer = await this.agent.asker.input(`${question} ${CHOICES}`);
       } catch (err) {
-        if (isCancel(err)) return "quit";
-        throw err;
+        if (!(err instanceof CancelledError)) throw err;
+        // A script that ended, or -p, cannot answer: say how to approve without asking.
+        if (/input ended/.test(err.message)) {
+          out.write(
+            "✗ No answer (the input ended): the turn ends here — answer on the next line, " +
+              "or approve ahead with --yes or /tools approve\n",
+          );
+        } else out.write("✗ Cancelled: the turn ends here\n");
+        return "quit";
       }
       const parsed = parseApproval(answer);
       if (parsed === "all") {
@@ -86,10 +93,4 @@ export class TurnApprover {
     if (policy === "edits" && request.kind === "edit") return "policy edits";
     return undefined;
   }
-}
-
-/** A cancelled question (Ctrl-C, Escape, Ctrl-D) rather than an answer. */
-function isCancel(err: unknown): boolean {
-  return err instanceof HarveyError && /^Cancelled/.test(err.message) ||
-    err instanceof Error && err.name === "CancelledError";
 }

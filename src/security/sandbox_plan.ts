@@ -74,8 +74,10 @@ export const HOME_CREDENTIALS: readonly string[] = [
  * fresh `/dev`, `/proc` (of its own pid namespace), `/tmp` and `/run`; the workspace bound
  * writable (or read-only), then `readOnly` bound read-only and the masks on top; no network
  * unless `plan.network`; every capability dropped (it matters when Harvey runs as root: a
- * root process keeping `CAP_SYS_ADMIN` could remount `/` read-write); `--die-with-parent`
- * and `--new-session`.
+ * root process keeping `CAP_SYS_ADMIN` could remount `/` read-write); `--die-with-parent`.
+ * No `--new-session`: the command has no terminal to inject into (Harvey starts it in a session
+ * of its own, without one), and staying in bwrap's process group is what lets a stop reach it
+ * even when it comes while bwrap is still setting up, before `--die-with-parent` holds.
  *
  * @example
  * ```ts
@@ -106,7 +108,6 @@ export function bwrapArgs(program: string, argv: readonly string[], plan: Sandbo
     "--unshare-ipc",
     ...(plan.network ? [] : ["--unshare-net"]),
     "--die-with-parent",
-    "--new-session",
     ...["--cap-drop", "ALL"],
     ...["--chdir", plan.cwd],
     "--",

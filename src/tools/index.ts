@@ -7,6 +7,7 @@
  */
 import type { Agent } from "../agent.ts";
 import type { LLMClient, ToolSupport } from "../types.ts";
+import { gitTool, runCommandTool } from "./exec_tools.ts";
 import { FILE_TOOLS } from "./file_tools.ts";
 import { hasKnowledgeBase, kbSearchTool } from "./knowledge_tools.ts";
 import { searchTool } from "./search_tool.ts";
@@ -31,7 +32,13 @@ export function toolSupportOf(client: LLMClient): Promise<ToolSupport> {
 
 /** Every tool this workspace has, whether or not the backend takes them. */
 export async function workspaceTools(agent: Agent): Promise<Tool[]> {
-  const tools: Tool[] = [...FILE_TOOLS.slice(0, 2), searchTool, ...FILE_TOOLS.slice(2)];
+  const tools: Tool[] = [
+    ...FILE_TOOLS.slice(0, 2),
+    searchTool,
+    ...FILE_TOOLS.slice(2),
+    runCommandTool,
+    gitTool,
+  ];
   if (await hasKnowledgeBase(agent)) tools.push(kbSearchTool);
   return tools;
 }
