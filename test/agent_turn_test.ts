@@ -401,3 +401,45 @@ Deno.test("the git tool runs read-only, hardened git; a writing subcommand is re
     assert.match(s.out.text, /● git log --oneline — 1 line\n/);
   });
 });
+
+Deno.test("kb_search and rag_search are offered when the workspace has them", async () => {
+  const fake = await startFakeOllama({
+    models: ["llama3.2:latest", "nomic-embed-text:latest"],
+    embedDims: 512,
+    reply: () => "Found it.",
+  });
+  const s = await testSession({
+    files: {
+      "docs/wal.md": "SQLite in WAL journal mode lets readers read while one writer commits.\n",
+    },
+    flags: { ollama: fake.url, model: "llama3.2:latest" },
+    selectBackend: true,
+  });
+  try {
+    assert.equal(await s.run("/tools"), 0, s.err.text);
+    assert.doesNotMatch(s.out.text, /kb_search|rag_search/);
+    const setup = [
+      "/kb project add harvey",
+      "/kb observe finding the journal runs in WAL mode",
+      "/rag new docs nomic-embed-text",
+      "/rag ingest docs docs",
+    ];
+    assert.equal(await s.run(setup.join("\n")), 0, s.err.text);
+    fake.script({
+      text: "",
+      toolCalls: [
+        call("kb_search", { query: "journal" }),
+        call("rag_search", { query: "readers and writers in SQLite" }),
+      ],
+    });
+    assert.equal(await s.run("what do we know about the journal?"), 0, s.err.text);
+    const results = s.agent.history.filter((m) => m.role === "tool").map((m) => m.content);
+    assert.match(results[0], /^\[finding #1, project harvey\] the journal runs in WAL mode\n/);
+    assert.match(results[1], /^\[docs\/wal\.md, score [\d.]+\]\nSQLite in WAL journal mode/);
+    const tools = chats(fake, "/api/chat").at(-2)?.tools as { function: { name: string } }[];
+    assert.deepEqual(tools.map((t) => t.function.name).slice(-2), ["kb_search", "rag_search"]);
+  } finally {
+    await s.close();
+    await fake.close();
+  }
+});

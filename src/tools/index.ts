@@ -9,7 +9,7 @@ import type { Agent } from "../agent.ts";
 import type { LLMClient, ToolSupport } from "../types.ts";
 import { gitTool, runCommandTool } from "./exec_tools.ts";
 import { FILE_TOOLS } from "./file_tools.ts";
-import { hasKnowledgeBase, kbSearchTool } from "./knowledge_tools.ts";
+import { hasKnowledgeBase, hasRagStore, kbSearchTool, ragSearchTool } from "./knowledge_tools.ts";
 import { searchTool } from "./search_tool.ts";
 import type { Tool } from "./tool.ts";
 
@@ -40,6 +40,7 @@ export async function workspaceTools(agent: Agent): Promise<Tool[]> {
     gitTool,
   ];
   if (await hasKnowledgeBase(agent)) tools.push(kbSearchTool);
+  if (hasRagStore(agent)) tools.push(ragSearchTool);
   return tools;
 }
 
