@@ -156,6 +156,7 @@ Deno.test("--yes approves without asking; /unapply restores exactly what the tur
     assert.match(s.out.text, /approved \(--yes\)/);
     assert.doesNotMatch(s.out.text, /Apply this change\?/);
     assert.equal(await s.run("/unapply\ny"), 0, s.err.text);
+    assert.match(s.out.text, /Undo the model's edits of the last turn \(2 files\)\? \[Y\/n\] y/);
     assert.equal(await Deno.readTextFile(join(s.root, "src/a.txt")), "alpha\nbeta\ngamma\n");
     assert.equal(await Deno.stat(join(s.root, "new")).then(() => true, () => false), false);
   }, { yes: true });

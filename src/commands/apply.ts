@@ -162,7 +162,7 @@ export const applyCommand: CommandSpec = {
       out.write("Nothing written.\n");
       return;
     }
-    await new ChangeSet(agent).write(changes, { audit: "apply" });
+    await new ChangeSet(agent).write(changes, { audit: "apply", by: "the last /apply" });
     for (const p of changes) out.write(`✓ ${p.before ? "Wrote" : "Created"} ${p.path}\n`);
     out.write(`Applied ${n} ${n === 1 ? "file" : "files"} (/unapply undoes this).\n`);
   },
@@ -180,11 +180,14 @@ interface Undo {
 export const unapplyCommand: CommandSpec = {
   name: "unapply",
   usage: ["/unapply"],
-  summary: "Undo the last /apply: restore the files it changed, remove the ones it created",
+  summary:
+    "Undo the last /apply or the model's edits of a turn: restore what changed, remove what was created",
   async run(agent, _args, out) {
     const journal = await readJournal(agent);
     if (!journal) {
-      throw new HarveyError("Nothing to undo: no /apply since the last /unapply");
+      throw new HarveyError(
+        "Nothing to undo: no /apply and no edit of the model since the last /unapply",
+      );
     }
     const undo: Undo[] = [];
     for (const f of journal.files) {
@@ -203,16 +206,17 @@ export const unapplyCommand: CommandSpec = {
     }
     if (!undo.length) {
       await agent.workspace.remove(UNDO_JOURNAL);
-      out.write("Nothing to undo: the files are as they were before the last /apply.\n");
+      out.write(`Nothing to undo: the files are as they were before ${journal.by}.\n`);
       return;
     }
     for (const u of undo) {
-      const what = u.action === "remove" ? "remove (created by /apply)" : "restore";
-      const edited = u.edited ? " — ⚠ changed since /apply; those changes will be lost" : "";
+      const what = u.action === "remove" ? `remove (created by ${journal.by})` : "restore";
+      const edited = u.edited ? ` — ⚠ changed since ${journal.by}; those changes will be lost` : "";
       out.write(`  ${what} ${u.path}${edited}\n`);
     }
     const n = undo.length;
-    if (!await agent.asker.confirm(`Undo the last /apply (${n} ${n === 1 ? "file" : "files"})?`)) {
+    const files = `${n} ${n === 1 ? "file" : "files"}`;
+    if (!await agent.asker.confirm(`Undo ${journal.by} (${files})?`)) {
       out.write("Nothing changed.\n");
       return;
     }
@@ -238,6 +242,6 @@ export const unapplyCommand: CommandSpec = {
       }
     }
     await agent.workspace.remove(UNDO_JOURNAL);
-    out.write(`Undid the last /apply (${n} ${n === 1 ? "file" : "files"}).\n`);
+    out.write(`Undid ${journal.by} (${files}).\n`);
   },
 };

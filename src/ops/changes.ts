@@ -35,6 +35,8 @@ export interface Journal {
   files: { path: string; before: string | null; after: string }[];
   /** Folders the change set created, deepest first. */
   dirs: string[];
+  /** What made the change set: `/apply`, or the model's edits of a turn. */
+  by?: string;
 }
 
 /** The hex sha256 of `bytes`. */
@@ -147,9 +149,13 @@ export class ChangeSet {
     return this.#journal.files.length;
   }
 
-  /** Records `changes` in the journal, then writes them; `audit` names the action. */
-  async write(changes: FileChange[], opts: { audit: string }): Promise<void> {
+  /**
+   * Records `changes` in the journal, then writes them; `audit` names the action, `by` what
+   * made them (shown by `/unapply`).
+   */
+  async write(changes: FileChange[], opts: { audit: string; by: string }): Promise<void> {
     const j = this.#journal;
+    j.by = opts.by;
     for (const c of changes) {
       const known = j.files.find((f) => f.path === c.path);
       if (known) known.after = await sha256(c.after);
@@ -208,5 +214,11 @@ export async function readJournal(agent: Agent): Promise<Journal | undefined> {
     ) throw bad("a file entry is malformed");
   }
   if (!(j.dirs ?? []).every((d) => typeof d === "string")) throw bad("a folder entry is malformed");
-  return { version: 1, created: String(j.created ?? ""), files: j.files, dirs: j.dirs ?? [] };
+  return {
+    version: 1,
+    created: String(j.created ?? ""),
+    files: j.files,
+    dirs: j.dirs ?? [],
+    by: typeof j.by === "string" ? j.by : "the last /apply",
+  };
 }

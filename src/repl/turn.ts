@@ -91,7 +91,8 @@ export async function runPrompt(
       signal: io.signal,
       context: {
         approve: (request) => approver.approve(request),
-        write: (files) => changes.write(files, { audit: "tool" }),
+        write: (files) =>
+          changes.write(files, { audit: "tool", by: "the model's edits of the last turn" }),
         onOutput: (t) => view.callOutput(t),
       },
       resultRoom() {
