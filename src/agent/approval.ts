@@ -41,7 +41,14 @@ export class TurnApprover {
 
   constructor(
     readonly agent: Agent,
-    readonly opts: { policy: ApprovalPolicy; yes: boolean; out: Output; color: boolean },
+    readonly opts: {
+      policy: ApprovalPolicy;
+      yes: boolean;
+      out: Output;
+      color: boolean;
+      /** Runs the question with whatever is drawn on the terminal out of its way. */
+      hold?: <R>(ask: () => Promise<R>) => Promise<R>;
+    },
   ) {}
 
   /**
@@ -62,7 +69,8 @@ export class TurnApprover {
     for (let tries = 0; tries < 3; tries++) {
       let answer: string;
       try {
-        answer = await this.agent.asker.input(`${question} ${CHOICES}`);
+        const ask = () => this.agent.asker.input(`${question} ${CHOICES}`);
+        answer = await (this.opts.hold ? this.opts.hold(ask) : ask());
       } catch (err) {
         if (!(err instanceof CancelledError)) throw err;
         // A script that ended, or -p, cannot answer: say how to approve without asking.

@@ -75,6 +75,7 @@ export async function runPrompt(
     yes: agent.settings.yes,
     out: view.out,
     color: io.color,
+    hold: (ask) => view.hold(ask),
   });
   const changes = new ChangeSet(agent);
   let fitted: FittedRequest | undefined;

@@ -27,6 +27,9 @@ export class TurnView {
   #atLineStart = true;
   #drawnAt = 0;
   #call?: { call: ToolCall; subject: string; lines: number; started: number };
+  #ticker?: ReturnType<typeof setInterval>;
+  /** A question is being asked: the transient line stays away until it is answered. */
+  #held = false;
   /** Reasoning pieces seen, for the stats. */
   reasoning = 0;
 
@@ -93,10 +96,24 @@ export class TurnView {
     this.#atLineStart = true;
   }
 
-  /** A tool call starts: on a terminal, a transient line until it ends. */
+  /** A tool call starts: on a terminal, a transient line with its time until it ends. */
   callStarted(call: ToolCall, subject: string): void {
     this.#call = { call, subject, lines: 0, started: performance.now() };
     this.#draw();
+    if (this.io.spinner) this.#ticker = setInterval(() => this.#draw(), 1000);
+  }
+
+  /** Runs `ask` (a question to the user) with the transient line out of its way. */
+  async hold<R>(ask: () => Promise<R>): Promise<R> {
+    this.#clear();
+    this.#held = true;
+    try {
+      return await ask();
+    } finally {
+      this.#held = false;
+      if (this.#call) this.#call.started = performance.now(); // the time it runs, not the wait
+      this.#draw();
+    }
   }
 
   /** Output of the running call (a command's): counted on the transient line. */
@@ -110,6 +127,7 @@ export class TurnView {
   callEnded(call: ToolCall, outcome: ToolOutcome): void {
     const subject = this.#call?.call === call ? this.#call.subject : "";
     this.#call = undefined;
+    clearInterval(this.#ticker);
     this.#clear();
     const mark = outcome.error || outcome.declined || outcome.interrupted ? "○" : "●";
     const what = `${call.name}${subject ? ` ${oneLine(subject)}` : ""}`;
@@ -118,6 +136,7 @@ export class TurnView {
 
   /** Ends whatever is still drawn. */
   close(): void {
+    clearInterval(this.#ticker);
     this.#spinner?.stop();
     this.#clear();
     this.#endReasoning();
@@ -130,7 +149,7 @@ export class TurnView {
   }
 
   #draw(): void {
-    if (!this.io.spinner || !this.#call) return;
+    if (!this.io.spinner || !this.#call || this.#held) return;
     const c = this.#call;
     const secs = Math.floor((performance.now() - c.started) / 1000);
     const extra = [c.lines ? `${c.lines} lines` : "", secs ? `${secs}s` : ""].filter(Boolean);
