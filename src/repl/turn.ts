@@ -17,7 +17,7 @@ import { formatStats } from "../llm/stats.ts";
 import { ChangeSet } from "../ops/changes.ts";
 import { offeredTools } from "../tools/index.ts";
 import type { ChatResult, ChatStats, LLMClient, Message, Output } from "../types.ts";
-import { TurnView } from "./turn_view.ts";
+import { type TurnDisplay, TurnView } from "./turn_view.ts";
 
 /** Where a turn writes, and how. */
 export interface TurnIO {
@@ -27,6 +27,8 @@ export interface TurnIO {
   /** Draw the spinner (terminals only). */
   spinner: boolean;
   color: boolean;
+  /** Shows the turn another way than {@linkcode TurnView} does (a program's JSON events). */
+  display?: (agent: Agent, opts: { label?: string }) => TurnDisplay;
 }
 
 /** Marks a reply that Ctrl-C cut short, in the history. */
@@ -67,7 +69,9 @@ export async function runPrompt(
     }
   }
   const user: Message = { role: "user", content: prompt };
-  const view = new TurnView(agent, io, { label: opts.label });
+  const view = io.display?.(agent, { label: opts.label }) ??
+    new TurnView(agent, io, { label: opts.label });
+  const say = (text: string) => view.notices.write(text);
   const { tools } = await offeredTools(agent, client);
   const settings = agent.config.config.tools;
   const approver = new TurnApprover(agent, {
@@ -156,7 +160,7 @@ export async function runPrompt(
   const final = messages.at(-1)!;
   if (loop.stopped === "interrupted") {
     if (messages.length === 1 && !final.content) {
-      io.err.write(
+      say(
         view.reasoning
           ? "⏹ Interrupted while the model was reasoning; nothing was added to the history\n"
           : "⏹ Interrupted before the reply began; nothing was added to the history\n",
@@ -166,7 +170,7 @@ export async function runPrompt(
     if (final.role === "assistant") {
       final.content = final.content ? `${final.content}\n${INTERRUPTED_MARK}` : INTERRUPTED_MARK;
     }
-    io.err.write(
+    say(
       final.role === "tool"
         ? "⏹ Interrupted — the tool call was stopped; the turn so far is kept in the history\n"
         : "⏹ Interrupted — the partial reply is kept in the history\n",
@@ -181,18 +185,18 @@ export async function runPrompt(
     : undefined;
   const calls = loop.calls ? ` · ${loop.calls} tool ${loop.calls === 1 ? "call" : "calls"}` : "";
   const line = formatStats(stats, percent).replace(/( · context|$)/, `${calls}$1`);
-  io.err.write(io.color ? `\x1b[2m${line}\x1b[0m\n` : `${line}\n`);
+  view.stats(stats, line);
   const cut = last?.finishReason === "length" ? cutLine(fitted?.maxTokens) : undefined;
   if (loop.stopped === "limit") {
-    io.err.write(
+    say(
       `⚠ The turn stopped after ${loop.calls} tool calls (tools.max_calls in agents/harvey.yaml); ` +
         'say "continue" to let the model go on\n',
     );
   } else if (loop.stopped === "quit") {
-    io.err.write("The turn was ended at your request; what was done so far is in the history\n");
+    say("The turn was ended at your request; what was done so far is in the history\n");
   } else if (!final.content.trim()) {
     if (messages.length === 1) {
-      io.err.write(
+      say(
         `⚠ ${
           view.reasoning
             ? `The model only reasoned (${
@@ -205,9 +209,9 @@ export async function runPrompt(
       );
       return;
     }
-    io.err.write("⚠ The model gave no answer after its tool calls — ask it to sum up\n");
+    say("⚠ The model gave no answer after its tool calls — ask it to sum up\n");
   }
-  if (cut) io.err.write(`${cut}\n`);
+  if (cut) say(`${cut}\n`);
   await keep(agent, input, user, messages, transcript, line);
 }
 

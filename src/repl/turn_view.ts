@@ -9,7 +9,7 @@
  */
 import type { Agent } from "../agent.ts";
 import type { ToolOutcome } from "../tools/tool.ts";
-import type { Output, ToolCall } from "../types.ts";
+import type { ChatStats, Output, ToolCall } from "../types.ts";
 import { escapeControls } from "../util/terminal_text.ts";
 import { Spinner } from "./spinner.ts";
 import type { TurnIO } from "./turn.ts";
@@ -17,8 +17,41 @@ import type { TurnIO } from "./turn.ts";
 /** How often a running call's transient line may be redrawn. */
 const REDRAW_MS = 100;
 
-/** The display of one turn. */
-export class TurnView {
+/**
+ * What a turn shows as it runs. {@linkcode TurnView} is the one for people (a terminal or a
+ * script's stdout and stderr); a program's front end (JSON lines) implements the same.
+ */
+export interface TurnDisplay {
+  /** Where approvals write what they ask about (diffs, commands). */
+  readonly out: Output;
+  /** Where diagnostics go: warnings, compaction, the ends of a turn. */
+  readonly notices: Output;
+  /** Reasoning pieces seen so far. */
+  readonly reasoning: number;
+  /** A request is about to be sent. */
+  beginRound(): void;
+  /** A piece of the reply. */
+  token(text: string): void;
+  /** A piece of reasoning. */
+  thinking(text: string): void;
+  /** The request ended or failed. */
+  endRound(): void;
+  /** A tool call starts; `subject` is its one-line description (empty when it cannot run). */
+  callStarted(call: ToolCall, subject: string): void;
+  /** Output of the running call. */
+  callOutput(text: string): void;
+  /** A call ended, or was not run. */
+  callEnded(call: ToolCall, outcome: ToolOutcome): void;
+  /** The turn's stats, and the line that says them. */
+  stats(stats: ChatStats, line: string): void;
+  /** Runs a question to the user with the display out of its way. */
+  hold<R>(ask: () => Promise<R>): Promise<R>;
+  /** Ends whatever is still drawn. */
+  close(): void;
+}
+
+/** The display of one turn for people. */
+export class TurnView implements TurnDisplay {
   #spinner?: Spinner;
   #labelled = false;
   #reasoningOpen = false;
@@ -132,6 +165,11 @@ export class TurnView {
     const mark = outcome.error || outcome.declined || outcome.interrupted ? "○" : "●";
     const what = `${call.name}${subject ? ` ${oneLine(subject)}` : ""}`;
     this.io.out.write(`${this.#paint(mark, outcome)} ${what} — ${outcome.summary}\n`);
+  }
+
+  /** The stats line, dimmed on the diagnostics stream. */
+  stats(_stats: ChatStats, line: string): void {
+    this.io.err.write(this.io.color ? `\x1b[2m${line}\x1b[0m\n` : `${line}\n`);
   }
 
   /** Ends whatever is still drawn. */
