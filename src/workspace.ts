@@ -138,6 +138,32 @@ export class Workspace {
     await atomicWrite(abs, data);
   }
 
+  /**
+   * Opens a file for appending, creating it (mode 600) when missing, with the check a read
+   * gets: the handle must be the file the checked path names, so a symlink that leads outside,
+   * or one swapped in meanwhile, is refused before a byte is written. The caller closes it.
+   */
+  async openAppend(path: string): Promise<Deno.FsFile> {
+    if (path.endsWith("/")) {
+      throw fail(`Path ${quote(path)} ends with "/"; give a file name to write`);
+    }
+    const abs = await this.#checked(path);
+    if (abs === this.root) throw fail(`Path ${quote(path)} is the workspace itself`);
+    await this.#mkdirs(dirname(abs), path);
+    const exists = await Deno.lstat(abs).then(() => true, nullIf(isMissing));
+    const file = await Deno.open(abs, { append: true, create: !exists, mode: 0o600 });
+    try {
+      const held = await file.stat();
+      const now = await this.#still(abs, path);
+      if (held.dev !== now.dev || held.ino !== now.ino) throw this.#changed(path);
+      if (!held.isFile) throw new HarveyError(`Path ${quote(path)} is not a regular file`);
+      return file;
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+  }
+
   /** Removes a file, a symlink (not its target) or a folder (`recursive` for a non-empty one). */
   async remove(path: string, opts: { recursive?: boolean } = {}): Promise<void> {
     // resolve() refuses escapes and symlinks that point outside; the entry itself is removed.

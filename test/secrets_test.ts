@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { AuditLog } from "../src/security/audit.ts";
 import { checkPath, isSecretPath } from "../src/security/permissions.ts";
+import { secretRedactor } from "../src/security/redact.ts";
 import { testSession } from "./helpers.ts";
 
 const SECRETS = [
@@ -97,5 +100,26 @@ Deno.test("secrets in any case are refused to /read and left out of /search", as
     assert.doesNotMatch(sent, /needle-(env|pem|key)/);
   } finally {
     await s.close();
+  }
+});
+
+Deno.test("URL credentials are redacted in the audit log", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = join(dir, "audit.jsonl");
+    const log = new AuditLog({ file, redact: secretRedactor({}) });
+    log.record("run", "psql postgres://u:PASS-w0rd@h/db", "success");
+    log.record("run", "git clone https://user:tok3n-value@git.example/r.git", "success");
+    log.record("run", "git clone https://ghp0123456789abcdefghijKLM@github.com/r.git", "success");
+    log.record("run", "ssh://git@github.com/o/r and https://example.com/a@b", "success");
+    const text = await Deno.readTextFile(file);
+    for (const secret of ["PASS-w0rd", "tok3n-value", "ghp0123456789abcdefghijKLM"]) {
+      assert.ok(!text.includes(secret), `${secret} in ${text}`);
+    }
+    assert.match(text, /postgres:\/\/u:\[redacted\]@h\/db/);
+    assert.match(text, /https:\/\/user:\[redacted\]@git\.example/);
+    assert.match(text, /ssh:\/\/git@github\.com\/o\/r and https:\/\/example\.com\/a@b/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -6,6 +6,7 @@
  */
 import { HarveyError } from "../errors.ts";
 import { DEFAULT_MAX_MATCHES, searchFiles } from "../search/mod.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import { accessPath, addContext } from "./files.ts";
 import type { CommandSpec } from "./registry.ts";
 
@@ -53,7 +54,8 @@ export const searchCommand: CommandSpec = {
       return;
     }
     const lines = matches.map((m) => `${m.path}:${m.line}: ${m.text}\n`).join("");
-    out.write(lines);
+    // The file's text goes to the model as it is, and to the terminal as data.
+    out.write(escapeControls(lines));
     const files = new Set(matches.map((m) => m.path)).size;
     const summary = `${matches.length} ${matches.length === 1 ? "match" : "matches"} in ${files} ${
       files === 1 ? "file" : "files"

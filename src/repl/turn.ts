@@ -10,6 +10,7 @@ import { isAbort } from "../llm/errors.ts";
 import { formatStats } from "../llm/stats.ts";
 import type { LLMClient, Message, Output } from "../types.ts";
 import { Spinner } from "./spinner.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 
 /** Where a turn writes, and how. */
 export interface TurnIO {
@@ -61,7 +62,7 @@ export async function runPrompt(
       onToken(token) {
         if (!reply) spinner?.stop();
         reply += token;
-        io.out.write(token);
+        io.out.write(escapeControls(token));
       },
     });
     spinner?.stop();
