@@ -228,6 +228,7 @@ function runPullCommand(flags: Flags, args: PullArgs): Promise<number> {
     const result = await runPull(agent, args, stderrOutput, {
       signal,
       isTerminal: Deno.stderr.isTerminal(),
+      commandLine: true,
     });
     stdoutOutput.write(`${result.path}\n`);
     const registered = await offerRegistration(result, {
