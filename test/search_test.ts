@@ -9,6 +9,7 @@ import { dirname, join, resolve } from "node:path";
 import { HarveyError } from "../src/errors.ts";
 import { createPairFinder } from "../src/search/byte_kernel.ts";
 import { searchFiles, type SearchMatch } from "../src/search/mod.ts";
+import { startSwapper } from "./swapper.ts";
 
 type Files = Record<string, string | Uint8Array>;
 
@@ -366,5 +367,46 @@ Deno.test("the byte-pair kernel finds what a plain loop finds, in place and in o
     const expected = naive(inPlace, from, to, a, b, gap);
     assert.equal(finder.find(inPlace, from, to, a, b, gap), expected, `round ${round}`);
     assert.equal(finder.find(other, from, to, a, b, gap), expected, `round ${round}, js`);
+  }
+});
+
+Deno.test("a symlink swapped in during a search never leaks an outside file (racing swapper)", async () => {
+  const base = await Deno.makeTempDir({ prefix: "harvey_search_race_" });
+  try {
+    await Deno.writeTextFile(join(base, "secret.txt"), "needle SECRET outside\n");
+    await Deno.mkdir(join(base, "outdir"));
+    for (let i = 0; i < 20; i++) {
+      await Deno.writeTextFile(join(base, "outdir", `f${i}.txt`), "needle SECRET folder\n");
+    }
+    const files: Files = { "sub/keep.txt": "x\n" };
+    for (let i = 0; i < 20; i++) files[`sub/f${i}.txt`] = "needle inside\n";
+    for (let i = 0; i < 40; i++) files[`pad/p${i}.txt`] = "needle padding\n";
+    files["a/target.txt"] = "needle inside\n";
+    await withTree(files, async (root) => {
+      const TRIES = 100;
+      let leaks = 0;
+      let inside = 0;
+      for (
+        const [mode, path, outside] of [
+          ["file", join(root, "a/target.txt"), join(base, "secret.txt")],
+          ["folder", join(root, "sub"), join(base, "outdir")],
+        ] as const
+      ) {
+        const swapper = await startSwapper(mode, path, outside);
+        try {
+          for (let i = 0; i < TRIES; i++) {
+            const r = await searchFiles("needle", { root, maxMatches: 1000 });
+            leaks += r.matches.filter((m) => m.text.includes("SECRET")).length;
+            inside += r.matches.length;
+          }
+        } finally {
+          await swapper.stop();
+        }
+      }
+      assert.equal(leaks, 0, `${leaks} outside lines in ${2 * TRIES} searches`);
+      assert.ok(inside > 0);
+    });
+  } finally {
+    await Deno.remove(base, { recursive: true });
   }
 });

@@ -83,7 +83,7 @@ export async function searchFiles(pattern: string, opts: SearchOptions): Promise
     ? [{ abs: start.abs, rel: start.rel }]
     : walkFolder(start.abs, start.rel, root, new Set(opts.exclude ?? []));
 
-  const scanner = new FileScanner(compiled);
+  const scanner = new FileScanner(compiled, root);
   const matches: SearchMatch[] = [];
   let filesSearched = 0;
   let truncated = false;
