@@ -10,7 +10,8 @@ import type { Agent } from "./agent.ts";
 import { createSession } from "./session.ts";
 import { LineAsker, TerminalAsker } from "./repl/asker.ts";
 import { linesFromStream, linesFromText, type LineSource, runScript } from "./repl/headless.ts";
-import { LineEditor, loadHistory, runInteractive } from "./repl/interactive.ts";
+import { LineEditor, runInteractive } from "./repl/interactive.ts";
+import { loadHistory } from "./repl/history.ts";
 import { stderrOutput, stdoutOutput } from "./repl/output.ts";
 import { selectBackend } from "./repl/startup.ts";
 import { runPrompt } from "./repl/turn.ts";
@@ -154,7 +155,14 @@ async function runRepl(flags: Flags): Promise<number> {
         };
         asker = new LineAsker(read, stdoutOutput, { yes: flags.yes, echo: true });
       }
-      agent = await createSession({ flags, env, cwd: Deno.cwd(), asker, err });
+      agent = await createSession({
+        flags,
+        env,
+        cwd: Deno.cwd(),
+        asker,
+        err,
+        trust: interactive ? "ask" : "remembered",
+      });
       if (interactive) {
         stdoutOutput.write(
           `Harvey ${VERSION} · workspace ${agent.workspace.root} · /help for commands\n`,

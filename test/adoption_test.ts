@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { makeFakeLlamafile } from "./fixtures/make_fake_llamafile.ts";
 import { harveyTask, spawnHarvey } from "./harvey_child.ts";
 import { processAlive, readRecords } from "../src/runtime/pid_file.ts";
+import { findFreePort } from "../src/runtime/probe.ts";
 import { which } from "../src/util/which.ts";
 
 const decoder = new TextDecoder();
@@ -57,11 +58,13 @@ Deno.test({
       if (found) await Deno.symlink(found, join(bin, tool));
     }
     const llamafile = await makeFakeLlamafile(root, "tiny");
+    // A port of its own: whatever else runs on this machine may hold the default 8080.
+    const url = ["--llamafile-url", `http://127.0.0.1:${findFreePort()}`];
     const env = { OLLAMA_HOST: "127.0.0.1:9", HOME: root };
     let serverPid: number | undefined;
     try {
       assert.ok(!harveyTask().flags.includes("-A") && !harveyTask().flags.includes("--allow-all"));
-      const first = spawnHarvey(["--llamafile", llamafile], {
+      const first = spawnHarvey(["--llamafile", llamafile, ...url], {
         cwd: ws,
         env: { ...env, PATH: bin },
       });
@@ -81,7 +84,10 @@ Deno.test({
       assert.equal(processAlive(serverPid), true, "the server outlives the killed Harvey");
 
       // The second Harvey: the task's exact flags, the normal PATH.
-      const second = spawnHarvey(["--llamafile", llamafile, "--run", "-"], { cwd: ws, env });
+      const second = spawnHarvey(["--llamafile", llamafile, ...url, "--run", "-"], {
+        cwd: ws,
+        env,
+      });
       const secondErr = collect(second.stderr);
       const secondOut = collect(second.stdout);
       const writer = second.stdin.getWriter();

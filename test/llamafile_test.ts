@@ -10,6 +10,7 @@ import { startFakeOllama } from "./fixtures/fake_ollama.ts";
 import { makeFakeLlamafile } from "./fixtures/make_fake_llamafile.ts";
 import { writeGguf } from "./fixtures/make_fake_llama_cpp.ts";
 import { childEnv, type TestSession, testSession } from "./helpers.ts";
+import { trustWorkspace } from "./trust_helpers.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const QWEN = "Qwen3.5-4B-Q5_K_S";
@@ -306,13 +307,16 @@ async function harvey(
   opts: { cwd: string; script: string },
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   await Deno.writeTextFile(join(opts.cwd, "script.txt"), opts.script);
+  // The test wrote harvey.yaml by hand: trusted, as after a yes in a terminal.
+  const env = { NO_COLOR: "1", HOME: opts.cwd, XDG_CONFIG_HOME: `${opts.cwd}.config` };
+  await trustWorkspace(opts.cwd, env);
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--no-prompt", MAIN, ...args, "--run", "script.txt"],
     cwd: opts.cwd,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: childEnv({ NO_COLOR: "1", HOME: opts.cwd, OLLAMA_HOST: "127.0.0.1:9" }),
+    env: childEnv({ ...env, OLLAMA_HOST: "127.0.0.1:9" }),
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
@@ -378,6 +382,7 @@ Deno.test("start-up with an active llamafile, and --llamafile for one session", 
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
+    await Deno.remove(`${dir}.config`, { recursive: true }).catch(() => {});
   }
 });
 

@@ -12,8 +12,7 @@ import { describeError } from "../errors.ts";
 import { handleLine } from "./line.ts";
 import type { ReadAnswer } from "./asker.ts";
 import type { TurnIO } from "./turn.ts";
-
-const HISTORY_LIMIT = 1000;
+import { appendHistory, HISTORY_LIMIT } from "./history.ts";
 
 type Completer = (line: string) => Promise<[string[], string]>;
 
@@ -111,26 +110,6 @@ export class LineEditor {
   /** Closes the editor. */
   close(): void {
     if (!this.#closed) this.#rl.close();
-  }
-}
-
-/** Reads the saved history, oldest first. */
-export async function loadHistory(agentsDir: string): Promise<string[]> {
-  try {
-    const text = await Deno.readTextFile(join(agentsDir, "harvey_history"));
-    return text.split("\n").filter(Boolean).slice(-HISTORY_LIMIT);
-  } catch {
-    return [];
-  }
-}
-
-async function appendHistory(agentsDir: string, line: string): Promise<void> {
-  try {
-    await Deno.writeTextFile(join(agentsDir, "harvey_history"), `${line.replace(/\n/g, " ")}\n`, {
-      append: true,
-    });
-  } catch {
-    // History is a convenience; a read-only workspace must not stop the session.
   }
 }
 
