@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigStore } from "../src/config/store.ts";
+import { editYaml, type YamlChange } from "../src/config/yaml_edit.ts";
 import { defaultConfig, parseConfig, parseDuration } from "../src/config/schema.ts";
 import { normalizeOllamaUrl, resolveSettings } from "../src/config/settings.ts";
 import { expandDynamicSections, loadSystemPrompt } from "../src/config/harvey_md.ts";
@@ -471,4 +472,51 @@ Deno.test("agents/harvey.yaml, HARVEY.md and the history are not used through a 
     await Deno.remove(outside, { recursive: true });
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("editYaml: list items by name, kept items, indexes, flow collections, empty values", async (t) => {
+  const edit = (text: string, changes: YamlChange[], keep: string[] = []) =>
+    editYaml(text, changes, { eol: "\n", keep: (p) => new Set(p === "routes" ? keep : []) });
+  await t.step("a list of named items: matched in place, removed, added, one kept", async () => {
+    const text = "routes:\n  # theirs\n  - name: held\n    url: https://x\n" +
+      "  - name: a # mine\n    provider: openai\n  - name: gone\n    provider: openai\n";
+    const out = await edit(text, [[["routes"], [
+      { name: "a", provider: "anthropic" },
+      { name: "new", provider: "openai" },
+    ]]], ["held"]);
+    assert.equal(
+      out,
+      "routes:\n  # theirs\n  - name: held\n    url: https://x\n" +
+        "  - name: a # mine\n    provider: anthropic\n  - name: new\n    provider: openai\n",
+    );
+  });
+  await t.step("a key path through a list by index", async () => {
+    const text = "rag:\n  stores:\n    - name: docs # d\n      db_path: a.db\n";
+    assert.equal(
+      await edit(text, [[["rag", "stores", 0, "model_map"], { m: "e" }]]),
+      "rag:\n  stores:\n    - name: docs # d\n      db_path: a.db\n      model_map:\n        m: e\n",
+    );
+    assert.equal(await edit(text, [[["rag", "stores", 0], undefined]]), "rag:\n  stores:\n");
+  });
+  await t.step("flow collections are rewritten in flow style", async () => {
+    assert.equal(
+      await edit("permissions: {src: [read], docs: [read]} # p\n", [[
+        ["permissions", "docs"],
+        undefined,
+      ]]),
+      "permissions: {src: [read]} # p\n",
+    );
+    assert.equal(
+      await edit("allowed_commands: [ ls, git ]\n", [[["allowed_commands"], ["ls"]]]),
+      "allowed_commands: [ ls ]\n",
+    );
+  });
+  await t.step("an empty value, an emptied list, a file without a final newline", async () => {
+    assert.equal(
+      await edit("models: # none yet\n", [[["models"], [{ name: "a", path: "/a" }]]]),
+      "models: # none yet\n  - name: a\n    path: /a\n",
+    );
+    assert.equal(await edit("x:\n  - a\n  - b\ny: 1\n", [[["x"], []]]), "x: []\ny: 1\n");
+    assert.equal(await edit("a: 1", [[["b"], "two words"]]), "a: 1\nb: two words\n");
+  });
 });

@@ -287,9 +287,8 @@ function insertPair(
   }
   const first = (map.items as YamlPair[])[0];
   const col = first ? keyColumn(ctx, first) : column(ctx.text, range[0]);
-  let at = lineEndAfter(ctx.text, range[1]);
+  const at = lineEndAfter(ctx.text, range[1]);
   const lead = at === ctx.text.length && at > 0 && !ctx.text.endsWith("\n") ? ctx.eol : "";
-  if (at > ctx.text.length) at = ctx.text.length;
   insert(ctx, at, lead + block(ctx, { [key]: value }, col));
 }
 
