@@ -12,6 +12,7 @@ import type { Agent } from "../agent.ts";
 import { describeError, HarveyError } from "../errors.ts";
 import type { Output } from "../types.ts";
 import { diffLines, diffStats, unifiedDiff } from "../util/diff.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import { type Access, accessPath, formatBytes, isBinary } from "./files.ts";
 import type { CommandSpec } from "./registry.ts";
 
@@ -183,25 +184,34 @@ function paint(line: string): string {
   return line;
 }
 
+/**
+ * Shows what writing `p` changes. The model wrote the text and the path: their control
+ * characters are made visible before Harvey adds its own colours, so a reply cannot hide a
+ * line of the diff (`ESC[2K ESC[1G`) or retitle the terminal.
+ */
 function showDiff(p: Planned, out: Output, color: boolean): void {
   const after = new TextDecoder().decode(p.after);
+  const path = escapeControls(p.path);
   if (p.before && isBinary(p.before)) {
-    out.write(`${p.path} (binary file of ${formatBytes(p.before.length)}, replaced by text)\n`);
+    out.write(`${path} (binary file of ${formatBytes(p.before.length)}, replaced by text)\n`);
     return;
   }
   const before = p.before ? new TextDecoder().decode(p.before) : "";
   const { added, removed } = diffStats(diffLines(before, after));
   out.write(
     p.before
-      ? `${p.path} (changed, +${added} −${removed})\n`
-      : `${p.path} (new file, ${added} ${added === 1 ? "line" : "lines"})\n`,
+      ? `${path} (changed, +${added} −${removed})\n`
+      : `${path} (new file, ${added} ${added === 1 ? "line" : "lines"})\n`,
   );
   const diff = unifiedDiff(before, after, {
     from: p.before ? `a/${p.path}` : "/dev/null",
     to: `b/${p.path}`,
   }).split("\n");
   if (diff.at(-1) === "") diff.pop();
-  for (const line of diff.slice(0, DIFF_LINES_SHOWN)) out.write(`${color ? paint(line) : line}\n`);
+  for (const raw of diff.slice(0, DIFF_LINES_SHOWN)) {
+    const line = escapeControls(raw);
+    out.write(`${color ? paint(line) : line}\n`);
+  }
   if (diff.length > DIFF_LINES_SHOWN) {
     out.write(`… ${diff.length - DIFF_LINES_SHOWN} more diff lines not shown\n`);
   }
@@ -231,7 +241,9 @@ export const applyCommand: CommandSpec = {
     }
     const planned = await plan(agent, blocks, out);
     const changes = planned.filter((p) => !p.before || !sameBytes(p.before, p.after));
-    for (const p of planned) if (!changes.includes(p)) out.write(`${p.path} (unchanged)\n`);
+    for (const p of planned) {
+      if (!changes.includes(p)) out.write(`${escapeControls(p.path)} (unchanged)\n`);
+    }
     if (!changes.length) {
       out.write("Nothing to apply: every file already has this content.\n");
       return;

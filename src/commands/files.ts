@@ -8,6 +8,7 @@
 import { isAbsolute, posix } from "node:path";
 import type { Agent } from "../agent.ts";
 import { HarveyError } from "../errors.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import type { CommandSpec } from "./registry.ts";
 
 /** What a command is about to do with a path. */
@@ -27,6 +28,26 @@ export async function accessPath(agent: Agent, path: string, perm: Access): Prom
     agent.checkPath?.(written, perm);
   }
   return rel;
+}
+
+/**
+ * Refuses `rel` (relative to the root, normalized) as the destination of a recording or a
+ * download when it is inside Harvey's own `agents/` folder or inside any `.git` folder,
+ * whatever the permissions say: a file there could replace Harvey's configuration, its audit
+ * log, or a hook git runs. `what` names the destination in the message.
+ */
+export function refuseKeptPath(rel: string, what: string): void {
+  const parts = rel.split("/");
+  if (parts[0] === "agents") {
+    throw new HarveyError(
+      `${what} "${rel}" is inside agents/, where Harvey keeps its own files; choose another path`,
+    );
+  }
+  if (parts.some((p) => p.toLowerCase() === ".git")) {
+    throw new HarveyError(
+      `${what} "${rel}" is inside a .git folder, whose hooks and config git runs; choose another path`,
+    );
+  }
 }
 
 /** How many leading bytes {@linkcode isBinary} looks at. */
@@ -83,6 +104,7 @@ export const filesCommand: CommandSpec = {
     const rel = await accessPath(agent, args[0] ?? ".", "read");
     const entries = await agent.workspace.readDir(rel);
     const shown = entries.filter((e) => !e.name.startsWith("."));
+    // A file name may hold control characters: shown, not obeyed.
     const hidden = entries.length - shown.length;
     const prefix = rel === "." ? "" : `${rel}/`;
     const rows: [string, string][] = [];
@@ -93,9 +115,10 @@ export const filesCommand: CommandSpec = {
       } catch {
         info = undefined; // a dangling link, or one that points outside the workspace
       }
-      if (info?.isDirectory) rows.push([`${e.name}/`, ""]);
-      else if (info) rows.push([e.name + (e.isSymlink ? " →" : ""), formatBytes(info.size)]);
-      else rows.push([`${e.name} ✗`, "broken or outside link"]);
+      const name = escapeControls(e.name);
+      if (info?.isDirectory) rows.push([`${name}/`, ""]);
+      else if (info) rows.push([name + (e.isSymlink ? " →" : ""), formatBytes(info.size)]);
+      else rows.push([`${name} ✗`, "broken or outside link"]);
     }
     out.write(`${rel === "." ? "Workspace root" : `${rel}/`}:\n`);
     if (!rows.length) out.write("  (empty)\n");

@@ -5,7 +5,8 @@
  * @module
  */
 import { HarveyError } from "../errors.ts";
-import { DEFAULT_MAX_MATCHES, searchFiles } from "../search/mod.ts";
+import { DEFAULT_MAX_MATCHES, searchFiles, SearchTimeoutError } from "../search/mod.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import { accessPath, addContext } from "./files.ts";
 import type { CommandSpec } from "./registry.ts";
 
@@ -21,14 +22,26 @@ export const searchCommand: CommandSpec = {
     }
     const [pattern, path] = args;
     const rel = await accessPath(agent, path ?? ".", "read");
-    const result = await searchFiles(pattern, {
-      root: agent.workspace.root,
-      start: rel === "." ? undefined : await agent.workspace.resolve(rel),
-      // Harvey's own files (history, audit log, undo journal, databases) are not the project.
-      exclude: ["agents"],
-      maxMatches: DEFAULT_MAX_MATCHES,
-      signal: ctx.signal,
-    });
+    let result;
+    try {
+      result = await searchFiles(pattern, {
+        root: agent.workspace.root,
+        start: rel === "." ? undefined : await agent.workspace.resolve(rel),
+        // Harvey's own files (history, audit log, undo journal, databases) are not the project.
+        exclude: ["agents"],
+        maxMatches: DEFAULT_MAX_MATCHES,
+        signal: ctx.signal,
+        timeoutMs: agent.config.config.search_timeout,
+      });
+    } catch (err) {
+      if (err instanceof SearchTimeoutError) {
+        throw new HarveyError(`${err.message}, or raise search_timeout in agents/harvey.yaml`);
+      }
+      if (ctx.signal?.aborted) {
+        throw new HarveyError("Search interrupted; nothing was added to the conversation");
+      }
+      throw err;
+    }
     // A file the permissions do not let Harvey read gives no matches.
     const denied = new Map<string, boolean>();
     const readable = (p: string) => {
@@ -54,7 +67,8 @@ export const searchCommand: CommandSpec = {
       return;
     }
     const lines = matches.map((m) => `${m.path}:${m.line}: ${m.text}\n`).join("");
-    out.write(lines);
+    // The file's text goes to the model as it is, and to the terminal as data.
+    out.write(escapeControls(lines));
     const files = new Set(matches.map((m) => m.path)).size;
     const summary = `${matches.length} ${matches.length === 1 ? "match" : "matches"} in ${files} ${
       files === 1 ? "file" : "files"

@@ -93,7 +93,7 @@ export async function runPrompt(
         spinner?.stop();
         endReasoning();
         reply += token;
-        io.out.write(token);
+        io.out.write(escapeControls(token));
       },
       onReasoning(token) {
         spinner?.stop();
