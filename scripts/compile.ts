@@ -35,7 +35,18 @@ for (const target of targets) {
   const output = `dist/harvey-${target}`;
   console.log(`Compiling ${output}…`);
   const { code } = await new Deno.Command(Deno.execPath(), {
-    args: ["compile", ...PERMISSIONS, "--target", target, "--output", output, "main.ts"],
+    // The search runs in a Worker, whose module deno compile does not find on its own.
+    args: [
+      "compile",
+      ...PERMISSIONS,
+      "--include",
+      "src/search/search_worker.ts",
+      "--target",
+      target,
+      "--output",
+      output,
+      "main.ts",
+    ],
     stdout: "inherit",
     stderr: "inherit",
   }).output();

@@ -10,7 +10,8 @@ import type { Agent } from "./agent.ts";
 import { createSession } from "./session.ts";
 import { LineAsker, TerminalAsker } from "./repl/asker.ts";
 import { linesFromStream, linesFromText, type LineSource, runScript } from "./repl/headless.ts";
-import { loadHistory, runInteractive } from "./repl/interactive.ts";
+import { runInteractive } from "./repl/interactive.ts";
+import { loadHistory } from "./repl/history.ts";
 import { History } from "./repl/line_editor.ts";
 import { processTerminalIO, Terminal } from "./repl/terminal.ts";
 import { stderrOutput, stdoutOutput } from "./repl/output.ts";
@@ -213,7 +214,14 @@ async function runRepl(flags: Flags): Promise<number> {
         };
         asker = new LineAsker(read, stdoutOutput, { yes: flags.yes, echo: true });
       }
-      agent = await createSession({ flags, env, cwd: Deno.cwd(), asker, err });
+      agent = await createSession({
+        flags,
+        env,
+        cwd: Deno.cwd(),
+        asker,
+        err,
+        trust: interactive ? "ask" : "remembered",
+      });
       if (interactive) {
         stdoutOutput.write(
           `Harvey ${VERSION} · workspace ${agent.workspace.root} · /help for commands\n`,
@@ -297,6 +305,7 @@ function runPullCommand(flags: Flags, args: PullArgs): Promise<number> {
     const result = await runPull(agent, args, stderrOutput, {
       signal,
       isTerminal: Deno.stderr.isTerminal(),
+      commandLine: true,
     });
     stdoutOutput.write(`${result.path}\n`);
     const registered = await offerRegistration(result, {

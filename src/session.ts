@@ -11,8 +11,10 @@ import { ggufSource } from "./commands/llamacpp.ts";
 import { ragAugmentHook } from "./commands/rag.ts";
 import { loadSystemPrompt } from "./config/harvey_md.ts";
 import { type Flags, resolveSettings } from "./config/settings.ts";
-import { ConfigStore } from "./config/store.ts";
-import { HarveyError } from "./errors.ts";
+import { ConfigStore, type TrustPolicy } from "./config/store.ts";
+import { type Finding, trustFile, TrustStore } from "./config/trust.ts";
+import { describeError, HarveyError } from "./errors.ts";
+import { processAlive } from "./runtime/pid_file.ts";
 import { TokenBudget } from "./llm/budget.ts";
 import type { ModelSource } from "./llm/catalog.ts";
 import { ollamaSource, openaiServerSource } from "./llm/sources.ts";
@@ -33,7 +35,16 @@ export interface SessionOptions {
   asker: Asker;
   /** Warnings about the configuration go here. */
   err: Output;
+  /**
+   * The settings of the workspace's own `agents/harvey.yaml` that need trust (see
+   * src/config/trust.ts): `ask` once in a terminal and remember the answer; `remembered`
+   * (the default: headless, `-p`, subcommands) uses them only when they were trusted
+   * before; `all` uses them (a caller that made the workspace itself, such as a test).
+   */
+  trust?: "ask" | "remembered" | "all";
 }
+
+const HOW_TO_TRUST = "start Harvey in a terminal in this workspace to review the file and trust it";
 
 /** Builds the agent of one session; nothing is probed or started yet. */
 export async function createSession(opts: SessionOptions): Promise<Agent> {
@@ -49,6 +60,11 @@ export async function createSession(opts: SessionOptions): Promise<Agent> {
   }
   const [config, report] = await ConfigStore.load(join(workspace.root, "agents", "harvey.yaml"), {
     root: workspace.root,
+    // Through the sandbox: a harvey.yaml that is a symlink leading outside is not used.
+    read: (path) => workspace.readFile(path).catch(nullIfMissing),
+    write: (path, bytes) => workspace.writeFile(path, bytes),
+    trust: trustPolicy(workspace, opts),
+    alive: processAlive,
   });
   for (const w of report.warnings) opts.err.write(`⚠ ${w}\n`);
   const settings = resolveSettings(config.config, {
@@ -73,7 +89,7 @@ export async function createSession(opts: SessionOptions): Promise<Agent> {
     settings,
     asker: opts.asker,
     commands: createRegistry(),
-    systemPrompt: await loadSystemPrompt(workspace.root, { env: opts.env, sandbox }),
+    systemPrompt: await loadSystemPrompt(workspace, { env: opts.env, sandbox, err: opts.err }),
     env: opts.env,
     err: opts.err,
     supervisor,
@@ -99,6 +115,37 @@ export async function createSession(opts: SessionOptions): Promise<Agent> {
   // `@name` turns: route clients are built on first use (only they hold keys), closed at exit.
   routeClients(agent);
   return agent;
+}
+
+const nullIfMissing = (err: unknown) =>
+  err instanceof Deno.errors.NotFound ? undefined : Promise.reject(err);
+
+/** How this session decides the settings of `agents/harvey.yaml` that need trust. */
+function trustPolicy(workspace: Workspace, opts: SessionOptions): TrustPolicy {
+  // `-y` answers confirmations, never this question: a file cannot trust itself that way.
+  const yes = opts.flags.yes === true && opts.trust === "ask";
+  const mode = yes ? "remembered" : opts.trust ?? "remembered";
+  const home = opts.env.HOME ?? "";
+  const file = trustFile(opts.env);
+  const outside = file !== undefined && !file.startsWith(`${workspace.root}/`);
+  const ask = async (findings: Finding[]) => {
+    if (file && !outside) {
+      opts.err.write(
+        `⚠ The trust file ${file} is inside this workspace, so it cannot vouch for it; set XDG_CONFIG_HOME to a folder outside to remember the answer\n`,
+      );
+    }
+    opts.err.write("This workspace's agents/harvey.yaml asks for settings that need your trust:\n");
+    for (const f of findings) opts.err.write(`  • ${f.key}: ${f.what}\n`);
+    return await opts.asker.confirm("Trust this workspace's agents/harvey.yaml?", false);
+  };
+  return {
+    mode,
+    store: file && outside ? new TrustStore(file) : undefined,
+    ask,
+    root: workspace.root,
+    home,
+    howTo: yes ? `-y does not answer this question; ${HOW_TO_TRUST} without -y` : HOW_TO_TRUST,
+  };
 }
 
 /** Ollama, and the OpenAI-compatible server at the llamafile URL (first with `--llamafile-url`). */

@@ -30,6 +30,8 @@ export interface WorkspaceOptions {
 }
 
 const PATH_MAX = 4095;
+/** Rounds of the moment-of-use comparison of a handle with its path (see #sameFile). */
+const VERIFY_ROUNDS = 3;
 const NAME_MAX = 255;
 const MAX_LINKS = 40;
 // Characters that look like "/" or "\" but have no NFKC mapping to them.
@@ -49,11 +51,15 @@ function quote(path: string): string {
 /**
  * A folder that Harvey may read and write; nothing outside it is read, written or removed.
  *
- * Residual races (Deno has no openat/renameat/O_NOFOLLOW): a directory component swapped for
- * a symlink between the last check and the syscall can still redirect `mkdir` (an empty
- * folder), the rename inside `atomicWrite`, `remove`, or `readDir`'s listing. Reads are safe:
- * the opened handle is compared with the checked path before a byte is read. Hard links are
- * files inside the root and are not detected.
+ * Residual races (Deno has no openat/renameat): a directory component swapped for a symlink
+ * between the last check and the syscall can still redirect `mkdir` (an empty folder),
+ * `remove`, or `readDir`'s listing, and can make the temporary file of a write be created
+ * outside for a moment (empty; it is found and removed). File contents do not cross: a read,
+ * an append and the temporary file of a write are each compared with the checked path after
+ * they are opened and before a byte moves (device and inode, a few rounds, so a folder
+ * swapped for a symlink and back has to win every look-up), and the rename of a write can
+ * only move a file that is where it was checked. Hard links are files inside the root and
+ * are not detected.
  *
  * @example
  * ```ts
@@ -64,6 +70,8 @@ function quote(path: string): string {
 export class Workspace {
   readonly #prefix: string;
   readonly #options: WorkspaceOptions;
+  /** Temporary files of failed writes whose folder was moved away meanwhile: removed later. */
+  readonly #leftovers = new Set<string>();
 
   private constructor(readonly root: string, options: WorkspaceOptions) {
     this.#prefix = root.endsWith(sep) ? root : root + sep;
@@ -103,8 +111,7 @@ export class Workspace {
     using file = await Deno.open(abs, { read: true });
     // Moment of use: the handle must be the file that the checked path names right now.
     const held = await file.stat();
-    const now = await this.#still(abs, path);
-    if (held.dev !== now.dev || held.ino !== now.ino) throw this.#changed(path);
+    await this.#sameFile(held, abs, path);
     if (held.isDirectory) throw new HarveyError(`Path ${quote(path)} is a folder, not a file`);
     // Reads the size seen at open (a file that grows meanwhile is read up to that size).
     const out = new Uint8Array(Math.min(opts.maxBytes ?? Infinity, held.size));
@@ -133,9 +140,53 @@ export class Workspace {
     const existing = await Deno.lstat(abs).catch(() => null);
     if (existing?.isDirectory) throw new HarveyError(`Path ${quote(path)} is a folder, not a file`);
     // Moment of use: the parent must still resolve to itself (no component swapped for a
-    // symlink). The window between this check and atomicWrite's rename remains (see class doc).
+    // symlink), and the temporary file must be where it was meant to be before it gets data.
     if (await Deno.realPath(dirname(abs)) !== dirname(abs)) throw this.#changed(path);
-    await atomicWrite(abs, data);
+    await this.removeLeftovers();
+    await atomicWrite(abs, data, {
+      verify: (tmp, held) => this.#sameFile(held, tmp, path),
+      onLeftover: (tmp) => this.#leftovers.size < 100 && this.#leftovers.add(tmp),
+    });
+  }
+
+  /**
+   * Removes the temporary files of failed writes that could not be removed at the time (a
+   * folder on the way was swapped away); the next write and the end of the session try.
+   */
+  async removeLeftovers(): Promise<void> {
+    for (const tmp of this.#leftovers) {
+      try {
+        await Deno.remove(tmp);
+        this.#leftovers.delete(tmp);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) this.#leftovers.delete(tmp);
+      }
+    }
+  }
+
+  /**
+   * Opens a file for appending, creating it (mode 600) when missing, with the check a read
+   * gets: the handle must be the file the checked path names, so a symlink that leads outside,
+   * or one swapped in meanwhile, is refused before a byte is written. The caller closes it.
+   */
+  async openAppend(path: string): Promise<Deno.FsFile> {
+    if (path.endsWith("/")) {
+      throw fail(`Path ${quote(path)} ends with "/"; give a file name to write`);
+    }
+    const abs = await this.#checked(path);
+    if (abs === this.root) throw fail(`Path ${quote(path)} is the workspace itself`);
+    await this.#mkdirs(dirname(abs), path);
+    const exists = await Deno.lstat(abs).then(() => true, nullIf(isMissing));
+    const file = await Deno.open(abs, { append: true, create: !exists, mode: 0o600 });
+    try {
+      const held = await file.stat();
+      await this.#sameFile(held, abs, path);
+      if (!held.isFile) throw new HarveyError(`Path ${quote(path)} is not a regular file`);
+      return file;
+    } catch (err) {
+      file.close();
+      throw err;
+    }
   }
 
   /** Removes a file, a symlink (not its target) or a folder (`recursive` for a non-empty one). */
@@ -233,7 +284,9 @@ export class Workspace {
       if (info?.isSymlink) { // dangling: resolve where its target would be created
         if (depth >= MAX_LINKS) throw fail(`Path ${quote(shown)} runs into a symlink loop`);
         const dir = await this.#realOf(dirname(cur), shown, depth + 1);
-        const target = await this.#realOf(resolve(dir, await Deno.readLink(cur)), shown, depth + 1);
+        // A link that stops being one meanwhile: the path is changing under Harvey.
+        const link = await Deno.readLink(cur).catch(() => Promise.reject(this.#changed(shown)));
+        const target = await this.#realOf(resolve(dir, link), shown, depth + 1);
         return join(target, ...tail);
       }
       tail.unshift(basename(cur));
@@ -263,6 +316,25 @@ export class Workspace {
     const real = this.#inside(await Deno.realPath(abs), shown);
     if (real !== abs) throw this.#changed(shown);
     return await Deno.stat(real);
+  }
+
+  /**
+   * Moment-of-use check of an open handle: `abs` (a checked real path) still resolves to
+   * itself and names the file `held` describes. One look-up can be fooled by a folder on the
+   * way that is swapped for a symlink and back; the check runs a few rounds and resolves the
+   * path again after each, so a swapper has to win every one.
+   */
+  async #sameFile(held: Deno.FileInfo, abs: string, shown: string): Promise<void> {
+    try {
+      for (let round = 0; round < VERIFY_ROUNDS; round++) {
+        if (this.#inside(await Deno.realPath(abs), shown) !== abs) throw this.#changed(shown);
+        const now = await Deno.lstat(abs);
+        if (held.dev !== now.dev || held.ino !== now.ino) throw this.#changed(shown);
+      }
+      if (await Deno.realPath(abs) !== abs) throw this.#changed(shown);
+    } catch (err) {
+      throw isMissing(err) ? this.#changed(shown) : err;
+    }
   }
 
   /** Creates the folders of `absDir` one at a time, checking each before making the next. */

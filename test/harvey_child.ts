@@ -5,30 +5,19 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
+import { harveyTaskFlags } from "../scripts/install.ts";
 import { childEnv } from "./helpers.ts";
 
-const ROOT = new URL("../", import.meta.url);
-
 /** `main.ts`, as a path. */
-export const MAIN = fileURLToPath(new URL("main.ts", ROOT));
+export const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 
 /**
  * The environment assignments and the `deno run` flags of the `harvey` task in `deno.json`,
- * e.g. `{ env: { DENO_NO_UPDATE_CHECK: "1" }, flags: ["--no-prompt", "--allow-read", …] }`.
+ * e.g. `{ env: { DENO_NO_UPDATE_CHECK: "1" }, flags: ["--no-prompt", "--allow-read", …] }` — read
+ * the way the installed launcher reads them.
  */
 export function harveyTask(): { env: Record<string, string>; flags: string[] } {
-  const config = JSON.parse(Deno.readTextFileSync(new URL("deno.json", ROOT)));
-  const task: string = config.tasks.harvey;
-  const words = task.split(/\s+/).filter(Boolean);
-  const env: Record<string, string> = {};
-  while (/^[A-Z_][A-Z0-9_]*=/.test(words[0] ?? "")) {
-    const [name, ...value] = words.shift()!.split("=");
-    env[name] = value.join("=");
-  }
-  if (words[0] !== "deno" || words[1] !== "run" || words.at(-1) !== "main.ts") {
-    throw new Error(`The harvey task is not "deno run FLAGS main.ts": ${task}`);
-  }
-  return { env, flags: words.slice(2, -1) };
+  return harveyTaskFlags();
 }
 
 /** What a finished Harvey child printed. */

@@ -38,6 +38,8 @@ export async function testSession(opts: {
   selectBackend?: boolean;
   /** Reuse this workspace (a "restart" of Harvey); `close()` then leaves it in place. */
   root?: string;
+  /** How agents/harvey.yaml is trusted (default `all`: the test wrote it). */
+  trust?: "ask" | "remembered" | "all";
 } = {}): Promise<TestSession> {
   const root = opts.root ?? await Deno.makeTempDir({ prefix: "harvey-test-" });
   for (const [path, text] of Object.entries(opts.files ?? {})) {
@@ -60,6 +62,7 @@ export async function testSession(opts: {
     cwd: root,
     asker,
     err,
+    trust: opts.trust ?? "all",
   });
   if (opts.selectBackend) {
     await selectBackend(agent, err, {

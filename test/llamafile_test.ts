@@ -9,6 +9,7 @@ import { makeFakeLlamafile } from "./fixtures/make_fake_llamafile.ts";
 import { writeGguf } from "./fixtures/make_fake_llama_cpp.ts";
 import { type TestSession, testSession } from "./helpers.ts";
 import { runHarvey, spawnHarvey } from "./harvey_child.ts";
+import { trustWorkspace } from "./trust_helpers.ts";
 
 const QWEN = "Qwen3.5-4B-Q5_K_S";
 const APERTUS = "Apertus-8B-Instruct-2509";
@@ -460,10 +461,13 @@ async function harvey(
   if (opts.script !== undefined) {
     await Deno.writeTextFile(join(opts.cwd, "script.txt"), opts.script);
   }
+  // The test wrote harvey.yaml by hand: trusted, as after a yes in a terminal.
+  const env = { HOME: opts.cwd, XDG_CONFIG_HOME: `${opts.cwd}.config` };
+  await trustWorkspace(opts.cwd, env);
   return await runHarvey([...args, ...script], {
     cwd: opts.cwd,
     stdin: opts.stdin,
-    env: { OLLAMA_HOST: "127.0.0.1:9" },
+    env: { ...env, OLLAMA_HOST: "127.0.0.1:9" },
   });
 }
 
@@ -538,6 +542,8 @@ Deno.test("start-up never reads a script line: the saved active model starts wit
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
+    await Deno.remove(`${dir}.config`, { recursive: true }).catch(() => {});
+    await Deno.remove(`${dir}.config`, { recursive: true }).catch(() => {});
   }
 });
 
@@ -600,6 +606,7 @@ Deno.test("start-up: flags win over the saved model, and what cannot be had is n
   } finally {
     await fake.close();
     await Deno.remove(dir, { recursive: true });
+    await Deno.remove(`${dir}.config`, { recursive: true }).catch(() => {});
   }
 });
 
@@ -622,6 +629,7 @@ Deno.test("start-up with the port taken: the expected model is used, a stranger 
     } finally {
       await stranger.close();
       await Deno.remove(dir, { recursive: true });
+      await Deno.remove(`${dir}.config`, { recursive: true }).catch(() => {});
     }
   });
 
@@ -642,6 +650,7 @@ Deno.test("start-up with the port taken: the expected model is used, a stranger 
     } finally {
       await tinyElsewhere.close();
       await Deno.remove(dir, { recursive: true });
+      await Deno.remove(`${dir}.config`, { recursive: true }).catch(() => {});
     }
   });
 });
@@ -687,6 +696,7 @@ Deno.test({
       }
     } finally {
       await Deno.remove(dir, { recursive: true });
+      await Deno.remove(`${dir}.config`, { recursive: true }).catch(() => {});
     }
   },
 });

@@ -305,7 +305,8 @@ Deno.test({
     try {
       const r = await asModel(
         s,
-        `cat .env .env.d/prod agents/harvey_history ${home}/.netrc; ls -A .env.d ${home}/.ssh ${home}/.config/gh; cat ${home}/.ssh/id_ed25519; echo end`,
+        // One stream (2>&1), so "end" comes last whatever order the two pipes are read in.
+        `exec 2>&1; cat .env .env.d/prod agents/harvey_history ${home}/.netrc; ls -A .env.d ${home}/.ssh ${home}/.config/gh; cat ${home}/.ssh/id_ed25519; echo end`,
       );
       for (
         const secret of ["dotenv-sandbox", "dir-secret", "typed-secret", "home-ssh", "home-netrc"]

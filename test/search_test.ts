@@ -8,7 +8,10 @@ import assert from "node:assert/strict";
 import { dirname, join, resolve } from "node:path";
 import { HarveyError } from "../src/errors.ts";
 import { createPairFinder } from "../src/search/byte_kernel.ts";
-import { searchFiles, type SearchMatch } from "../src/search/mod.ts";
+import { searchFiles, type SearchMatch, SearchTimeoutError } from "../src/search/mod.ts";
+import { runHarvey } from "./harvey_child.ts";
+import { testSession } from "./helpers.ts";
+import { startSwapper } from "./swapper.ts";
 
 type Files = Record<string, string | Uint8Array>;
 
@@ -367,4 +370,111 @@ Deno.test("the byte-pair kernel finds what a plain loop finds, in place and in o
     assert.equal(finder.find(inPlace, from, to, a, b, gap), expected, `round ${round}`);
     assert.equal(finder.find(other, from, to, a, b, gap), expected, `round ${round}, js`);
   }
+});
+
+Deno.test("a symlink swapped in during a search never leaks an outside file (racing swapper)", async () => {
+  const base = await Deno.makeTempDir({ prefix: "harvey_search_race_" });
+  try {
+    await Deno.writeTextFile(join(base, "secret.txt"), "needle SECRET outside\n");
+    await Deno.mkdir(join(base, "outdir"));
+    for (let i = 0; i < 20; i++) {
+      await Deno.writeTextFile(join(base, "outdir", `f${i}.txt`), "needle SECRET folder\n");
+    }
+    const files: Files = { "sub/keep.txt": "x\n" };
+    for (let i = 0; i < 20; i++) files[`sub/f${i}.txt`] = "needle inside\n";
+    for (let i = 0; i < 40; i++) files[`pad/p${i}.txt`] = "needle padding\n";
+    files["a/target.txt"] = "needle inside\n";
+    await withTree(files, async (root) => {
+      const TRIES = 100;
+      let leaks = 0;
+      let inside = 0;
+      for (
+        const [mode, path, outside] of [
+          ["file", join(root, "a/target.txt"), join(base, "secret.txt")],
+          ["folder", join(root, "sub"), join(base, "outdir")],
+        ] as const
+      ) {
+        const swapper = await startSwapper(mode, path, outside);
+        try {
+          for (let i = 0; i < TRIES; i++) {
+            const r = await searchFiles("needle", { root, maxMatches: 1000 });
+            leaks += r.matches.filter((m) => m.text.includes("SECRET")).length;
+            inside += r.matches.length;
+          }
+        } finally {
+          await swapper.stop();
+        }
+      }
+      assert.equal(leaks, 0, `${leaks} outside lines in ${2 * TRIES} searches`);
+      assert.ok(inside > 0);
+    });
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+/** A line on which /(a+)+$/ backtracks exponentially: it would run for minutes. */
+const REDOS_LINE = `${"a".repeat(40)}b\n`;
+
+Deno.test("a pattern that backtracks for minutes is stopped at the time limit", async () => {
+  await withTree({ "src/slow.txt": REDOS_LINE }, async (root) => {
+    await assert.rejects(
+      searchFiles("(a+)+$", { root, timeoutMs: 300 }),
+      (err: unknown) =>
+        err instanceof SearchTimeoutError &&
+        /stopped after 0\.3 s: \/\(a\+\)\+\$\/ takes too long/.test(err.message),
+    );
+    // The next search runs as usual.
+    assert.equal((await searchFiles("aab", { root })).matches.length, 1);
+  });
+});
+
+Deno.test("Ctrl-C stops a search that is stuck in its regular expression", async () => {
+  await withTree({ "src/slow.txt": REDOS_LINE }, async (root) => {
+    const controller = new AbortController();
+    const stop = setTimeout(() => controller.abort(new Error("stopped by the test")), 200);
+    try {
+      await assert.rejects(
+        searchFiles("(a+)+$", { root, timeoutMs: 0, signal: controller.signal }),
+        /stopped by the test/,
+      );
+    } finally {
+      clearTimeout(stop);
+    }
+  });
+});
+
+Deno.test("/search says in one line that its time limit stopped it, or that Ctrl-C did", async () => {
+  const s = await testSession({
+    files: { "agents/harvey.yaml": "search_timeout: 300ms\n", "src/slow.txt": REDOS_LINE },
+  });
+  try {
+    assert.equal(await s.run("/search '(a+)+$'"), 1);
+    assert.match(
+      s.err.text,
+      /✗ line 1: The search was stopped after 0\.3 s: .* simplify the pattern, or raise search_timeout in agents\/harvey\.yaml\n$/,
+    );
+    await s.agent.config.update([[["search_timeout"], "0"]]);
+    const controller = new AbortController();
+    const stop = setTimeout(() => controller.abort(), 200);
+    s.err.text = "";
+    assert.equal(await s.run("/search '(a+)+$'", { signal: controller.signal }), 1);
+    clearTimeout(stop);
+    assert.match(s.err.text, /Search interrupted; nothing was added to the conversation/);
+    assert.ok(!s.agent.history.some((m) => m.content.includes("/search")));
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("/search runs under exactly the task's flags (its worker has the same permissions)", async () => {
+  await withTree({ "src/a.ts": "const needle = 1;\n" }, async (root) => {
+    const r = await runHarvey(["--llamafile-url", "http://127.0.0.1:9", "--run", "-"], {
+      cwd: root,
+      env: { OLLAMA_HOST: "127.0.0.1:9" },
+      stdin: "/search needle\n",
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /src\/a\.ts:1: const needle = 1;/);
+  });
 });

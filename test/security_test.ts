@@ -400,7 +400,10 @@ Deno.test("/security shows safe mode, the allowlist, permissions and the audit l
     assert.match(out, /Audit:\s+2 events in memory/);
     assert.match(out, /agents\/audit\.jsonl, 2 lines appended/);
     assert.match(out, /src\s+read/);
-    assert.match(out, /secrets \(\.env\*, \*\.pem, \*\.key, id_rsa\*, agents\/harvey\.yaml\)/);
+    assert.match(
+      out,
+      /secrets \(\.env\*, \*\.pem, \*\.key, .*id_rsa\*, .*id_ed25519\*, .*agents\/harvey\.yaml\)/,
+    );
   } finally {
     await s.close();
   }

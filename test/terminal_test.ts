@@ -14,6 +14,7 @@ import { startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { makeFakeLlamafile } from "./fixtures/make_fake_llamafile.ts";
 import { VirtualTerminal } from "./vt.ts";
 import { harveyTask, MAIN } from "./harvey_child.ts";
+import { trustWorkspace } from "./trust_helpers.ts";
 import { childEnv } from "./helpers.ts";
 
 const PASTE = (text: string) => `\x1b[200~${text}\x1b[201~`;
@@ -113,9 +114,17 @@ async function repl(
   const screen = { write: (t: string) => tty.write(t) };
   // Nothing else on this machine (a server on the default port 8080) is ever picked up.
   const url = opts.url ?? `http://127.0.0.1:${findFreePort()}`;
+  // The test wrote harvey.yaml by hand: trusted, as after a yes in a terminal.
+  const env = {
+    PATH: Deno.env.get("PATH") ?? "",
+    HOME: root,
+    XDG_CONFIG_HOME: `${root}.config`,
+    ...opts.env,
+  };
+  await trustWorkspace(root, env);
   const agent = await createSession({
     flags: { workdir: root, color: false, llamafileUrl: url, ollama: "http://127.0.0.1:9" },
-    env: { PATH: Deno.env.get("PATH") ?? "", HOME: root, ...opts.env },
+    env,
     cwd: root,
     asker: new TerminalAsker(terminal),
     err: screen,
@@ -150,6 +159,7 @@ async function repl(
       terminal.close();
       await agent.shutdown();
       await Deno.remove(root, { recursive: true });
+      await Deno.remove(`${root}.config`, { recursive: true }).catch(() => {});
     },
   };
 }
@@ -609,10 +619,9 @@ Deno.test({
         `llamafile:\n  url: http://127.0.0.1:${findFreePort()}\n  models:\n` +
           `    - name: tiny\n      path: ${tiny}\n`,
       );
-      await tmux.start(["-m", "tiny"], {
-        cwd: dir,
-        env: { HOME: dir, OLLAMA_HOST: "127.0.0.1:9" },
-      });
+      const env = { HOME: dir, XDG_CONFIG_HOME: `${dir}.config`, OLLAMA_HOST: "127.0.0.1:9" };
+      await trustWorkspace(dir, env);
+      await tmux.start(["-m", "tiny"], { cwd: dir, env });
       await tmux.waitFor(/✓ Using model: tiny\nharvey> $/m);
       const [record] = await readRecords(join(dir, "agents"));
       assert.ok(record?.record, "a pid file while it runs");
@@ -626,6 +635,7 @@ Deno.test({
     } finally {
       await tmux.kill();
       await Deno.remove(dir, { recursive: true });
+      await Deno.remove(`${dir}.config`, { recursive: true }).catch(() => {});
     }
   },
 });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SandboxError, Workspace, type WorkspaceOptions } from "../src/workspace.ts";
 import { HarveyError } from "../src/errors.ts";
+import { startSwapper } from "./swapper.ts";
 
 const SECRET = "TOP SECRET - must never be read or changed";
 
@@ -414,4 +415,77 @@ Deno.test("workspace reads, writes, lists and removes inside the root", async (t
     assert.equal(await ws.exists("trash"), false);
     assert.equal(await f.snapshot(), before);
   });
+});
+
+Deno.test("a racing swapper never gets a read, a write or a temporary file across", async (t) => {
+  const base = await Deno.realPath(await Deno.makeTempDir({ prefix: "harvey_ws_race_" }));
+  const root = join(base, "ws");
+  const outside = join(base, "outside");
+  await Deno.mkdir(join(root, "sub"), { recursive: true });
+  await Deno.mkdir(outside);
+  await Deno.writeTextFile(join(outside, "file.txt"), SECRET);
+  await Deno.writeTextFile(join(outside, "secret.txt"), SECRET);
+  await Deno.writeTextFile(join(root, "sub/file.txt"), "inside");
+  await Deno.writeTextFile(join(root, "f.txt"), "inside");
+  const ws = await Workspace.open(root);
+  const TRIES = 200;
+  const outsideNames = async () =>
+    (await Array.fromAsync(Deno.readDir(outside))).map((e) => e.name);
+  try {
+    for (
+      const [mode, path, target] of [
+        ["folder", join(root, "sub"), outside],
+        ["file", join(root, "f.txt"), join(outside, "secret.txt")],
+      ] as const
+    ) {
+      const rel = mode === "folder" ? "sub/file.txt" : "f.txt";
+      await t.step(`${mode} swapped: reads`, async () => {
+        const swapper = await startSwapper(mode, path, target);
+        try {
+          for (let i = 0; i < TRIES; i++) {
+            try {
+              const text = await ws.readTextFile(rel);
+              assert.notEqual(text, SECRET, "an outside file was read");
+            } catch (err) {
+              if (!(err instanceof HarveyError) && !(err instanceof Deno.errors.NotFound)) {
+                throw err;
+              }
+            }
+          }
+        } finally {
+          await swapper.stop();
+        }
+      });
+      await t.step(`${mode} swapped: writes`, async () => {
+        const swapper = await startSwapper(mode, path, target);
+        try {
+          for (let i = 0; i < TRIES; i++) {
+            const name = mode === "folder" ? `sub/w${i}.txt` : "f.txt";
+            try {
+              await ws.writeFile(name, `write ${i}`);
+            } catch (err) {
+              if (!(err instanceof HarveyError) && !(err instanceof Deno.errors.NotFound)) {
+                throw err;
+              }
+            }
+          }
+        } finally {
+          await swapper.stop();
+        }
+        // Nothing landed outside: the two files there are untouched, no new name, no temp.
+        assert.deepEqual((await outsideNames()).sort(), ["file.txt", "secret.txt"]);
+        assert.equal(await Deno.readTextFile(join(outside, "file.txt")), SECRET);
+        assert.equal(await Deno.readTextFile(join(outside, "secret.txt")), SECRET);
+        // And no temporary file was left inside (one whose folder the swapper held away is
+        // removed by the next write).
+        await ws.writeFile(mode === "folder" ? "sub/last.txt" : "last.txt", "done");
+        const folder = mode === "folder" ? join(root, "sub") : root;
+        const temps = (await Array.fromAsync(Deno.readDir(folder)))
+          .filter((e) => e.name.endsWith(".tmp"));
+        assert.deepEqual(temps, []);
+      });
+    }
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
 });

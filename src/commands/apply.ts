@@ -21,6 +21,7 @@ import {
   UNDO_JOURNAL,
 } from "../ops/changes.ts";
 import { type Access, accessPath } from "./files.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import type { CommandSpec } from "./registry.ts";
 
 /** A fenced code block of a Markdown text. */
@@ -151,7 +152,9 @@ export const applyCommand: CommandSpec = {
     }
     const planned = await plan(agent, blocks, out);
     const changes = planned.filter((p) => !p.before || !sameBytes(p.before, p.after));
-    for (const p of planned) if (!changes.includes(p)) out.write(`${p.path} (unchanged)\n`);
+    for (const p of planned) {
+      if (!changes.includes(p)) out.write(`${escapeControls(p.path)} (unchanged)\n`);
+    }
     if (!changes.length) {
       out.write("Nothing to apply: every file already has this content.\n");
       return;
@@ -163,7 +166,9 @@ export const applyCommand: CommandSpec = {
       return;
     }
     await new ChangeSet(agent).write(changes, { audit: "apply", by: "the last /apply" });
-    for (const p of changes) out.write(`✓ ${p.before ? "Wrote" : "Created"} ${p.path}\n`);
+    for (const p of changes) {
+      out.write(`✓ ${p.before ? "Wrote" : "Created"} ${escapeControls(p.path)}\n`);
+    }
     out.write(`Applied ${n} ${n === 1 ? "file" : "files"} (/unapply undoes this).\n`);
   },
 };

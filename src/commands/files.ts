@@ -7,6 +7,7 @@
 import type { Agent } from "../agent.ts";
 import { HarveyError } from "../errors.ts";
 import { listFolder } from "../ops/listing.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import type { CommandSpec } from "./registry.ts";
 
 export {
@@ -15,6 +16,7 @@ export {
   BINARY_PROBE_BYTES,
   formatBytes,
   isBinary,
+  refuseKeptPath,
 } from "../ops/access.ts";
 import { formatBytes } from "../ops/access.ts";
 
@@ -48,13 +50,15 @@ export const filesCommand: CommandSpec = {
   async run(agent, args, out) {
     if (args.length > 1) throw new HarveyError("Usage: /files [PATH] (one folder)");
     const { path: rel, entries, hidden } = await listFolder(agent, args[0] ?? ".");
-    const rows: [string, string][] = entries.map((e) =>
-      e.kind === "folder"
-        ? [`${e.name}/`, ""]
+    // A file name may hold control characters: shown, not obeyed.
+    const rows: [string, string][] = entries.map((e) => {
+      const name = escapeControls(e.name);
+      return e.kind === "folder"
+        ? [`${name}/`, ""]
         : e.kind === "file"
-        ? [e.name + (e.link ? " →" : ""), formatBytes(e.size)]
-        : [`${e.name} ✗`, "broken or outside link"]
-    );
+        ? [name + (e.link ? " →" : ""), formatBytes(e.size)]
+        : [`${name} ✗`, "broken or outside link"];
+    });
     out.write(`${rel === "." ? "Workspace root" : `${rel}/`}:\n`);
     if (!rows.length) out.write("  (empty)\n");
     const width = Math.max(0, ...rows.map(([name]) => name.length)) + 2;

@@ -19,6 +19,7 @@ import {
 } from "../store/knowledge.ts";
 import type { Output } from "../types.ts";
 import { type CommandSpec, required, subcommand } from "./registry.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 
 /** Where the knowledge base lives, relative to the workspace. */
 export const KNOWLEDGE_DB = "agents/knowledge.db";
@@ -270,8 +271,9 @@ function observationLine(o: Observation): string {
   return `#${o.id} ${o.kind}${date}: ${body.length > 100 ? `${body.slice(0, 99)}…` : body}`;
 }
 
+/** Stored text on one line, its control characters shown rather than obeyed. */
 function oneLine(text: string): string {
-  return text.replace(/\s+/g, " ").trim();
+  return escapeControls(text.replace(/\s+/g, " ").trim());
 }
 
 function plural(n: number, one: string, many = `${one}s`): string {

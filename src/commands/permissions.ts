@@ -29,7 +29,8 @@ export function permissionLines(agent: Agent): string[] {
     ...lines,
     "Paths no entry matches: read, write, exec and delete inside the workspace, except",
     `  secrets (${SECRET_PATTERNS.join(", ")}): refused unless an entry names exactly the path`,
-    `  ${READ_ONLY_DEFAULTS.join(", ")}: read-only unless an entry names exactly the path`,
+    `  ${READ_ONLY_DEFAULTS.join(", ")}: read-only unless an entry names the path (or one inside`,
+    "  that .git folder)",
   ];
 }
 

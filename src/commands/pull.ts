@@ -4,12 +4,16 @@
  *
  * @module
  */
-import { basename, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, posix } from "node:path";
 import type { Agent } from "../agent.ts";
-import { UsageError } from "../errors.ts";
+import { HarveyError, UsageError } from "../errors.ts";
 import { pullFile, type PullResult } from "../hf/pull.ts";
+import { isInside } from "../search/walk.ts";
 import type { Asker, Output } from "../types.ts";
 import type { ConfigStore } from "../config/store.ts";
+import { expandPath } from "../config/settings.ts";
+import { SandboxError } from "../workspace.ts";
+import { accessPath, refuseKeptPath } from "./files.ts";
 import type { CommandSpec } from "./registry.ts";
 
 /** The parsed arguments of a pull. */
@@ -87,23 +91,75 @@ export async function offerRegistration(
   return { registry, name };
 }
 
+/** The real path of `abs`: its deepest existing ancestor resolved, the rest appended. */
+async function realOf(abs: string): Promise<string> {
+  const tail: string[] = [];
+  for (let cur = abs;; cur = dirname(cur)) {
+    try {
+      return join(await Deno.realPath(cur), ...tail);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound) || dirname(cur) === cur) throw err;
+    }
+    tail.unshift(basename(cur));
+  }
+}
+
 /**
- * Runs a pull for a session: destination defaults to the models folder; a relative `--dir` is
- * inside the workspace, like every other path Harvey is given.
+ * Where a pull may write: the models folder or a folder inside it; or a folder inside the
+ * workspace that the permissions let Harvey write, never `agents/` (Harvey's own files) nor a
+ * `.git` folder (hooks git runs), with the downloaded file's name checked too (no secret
+ * names). A relative `--dir` is taken from the workspace root; `~` is the home folder.
+ * `anywhereOutside` (for `harvey pull`, typed in the user's own shell) also lets `--dir` name
+ * any folder outside the workspace; inside it the same rule holds.
+ */
+export async function pullFolder(
+  agent: Agent,
+  dir: string | undefined,
+  opts: { file: string; anywhereOutside?: boolean },
+): Promise<string> {
+  const { file } = opts;
+  const models = agent.settings.modelsDir;
+  const given = dir === undefined
+    ? models
+    : expandPath(dir, { home: agent.env.HOME ?? "", root: agent.workspace.root });
+  const real = await realOf(given);
+  let inWorkspace = true;
+  try {
+    await agent.workspace.resolve(real);
+  } catch (err) {
+    if (!(err instanceof SandboxError)) throw err;
+    inWorkspace = false;
+  }
+  if (!inWorkspace) {
+    if (opts.anywhereOutside || isInside(real, await realOf(models))) return real;
+    throw new HarveyError(
+      `--dir "${dir}" is neither a folder inside the workspace nor the models folder ${models}; ` +
+        "to download elsewhere, set --llamafile-dir, HARVEY_LLAMAFILE_DIR or llamafile.models_dir",
+    );
+  }
+  // The path as typed is checked too (a permissions rule on it holds through a symlink).
+  const typed = dir !== undefined && !isAbsolute(dir) && !dir.startsWith("~") ? dir : real;
+  const rel = await accessPath(agent, typed, "write");
+  refuseKeptPath(rel, "The download folder");
+  await accessPath(agent, posix.join(rel, basename(file)), "write");
+  return await agent.workspace.resolve(rel);
+}
+
+/**
+ * Runs a pull for a session into the models folder, or into `--dir` (see
+ * {@linkcode pullFolder} for what it may name; `commandLine` for `harvey pull`).
  */
 export async function runPull(
   agent: Agent,
   args: PullArgs,
   out: Output,
-  opts: { signal?: AbortSignal; isTerminal?: boolean },
+  opts: { signal?: AbortSignal; isTerminal?: boolean; commandLine?: boolean },
 ): Promise<PullResult> {
   return await pullFile({
     repo: args.repo,
     file: args.file,
     revision: args.revision,
-    dir: args.dir === undefined
-      ? agent.settings.modelsDir
-      : resolve(agent.workspace.root, args.dir),
+    dir: await pullFolder(agent, args.dir, { file: args.file, anywhereOutside: opts.commandLine }),
     sha256: args.sha256,
     endpoint: agent.settings.hfEndpoint,
     token: agent.settings.hfToken,

@@ -24,6 +24,7 @@ import { accessPath, formatBytes } from "./files.ts";
 import { findLlamaServer } from "./llamacpp.ts";
 import { GGUF_KIND, ModelRegistry } from "./model_registry.ts";
 import { type CommandSpec, required, subcommand } from "./registry.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 
 const SUBCOMMANDS = ["list", "new", "use", "drop", "ingest", "query", "on", "off", "status"];
 /** Chunks put before a prompt. */
@@ -453,8 +454,10 @@ async function query(
   }
   for (const [i, h] of hits.entries()) {
     const low = h.score < DEFAULT_MIN_SCORE ? ` (under ${DEFAULT_MIN_SCORE}, not used)` : "";
-    const body = h.content.replace(/\s+/g, " ").trim();
-    out.write(`[${i + 1}] ${h.source || "(unknown source)"} · score ${h.score.toFixed(2)}${low}\n`);
+    // Stored text and its source name are data: control characters are shown, not obeyed.
+    const body = escapeControls(h.content.replace(/\s+/g, " ").trim());
+    const source = escapeControls(h.source || "(unknown source)");
+    out.write(`[${i + 1}] ${source} · score ${h.score.toFixed(2)}${low}\n`);
     out.write(`    ${body.length > 160 ? `${body.slice(0, 159)}…` : body}\n`);
   }
 }

@@ -3,10 +3,13 @@
  *
  * @module
  */
-import { dirname } from "node:path";
 import { HarveyError } from "../errors.ts";
 import { defaultSessionFile, Recorder } from "../repl/recorder.ts";
+import { secretRedactor } from "../security/redact.ts";
+import { accessPath, refuseKeptPath } from "./files.ts";
 import { type CommandSpec, subcommand } from "./registry.ts";
+
+const turns = (n: number) => `${n} ${n === 1 ? "turn" : "turns"}`;
 
 /** `/record start [FILE]|stop|status` */
 export const recordCommand: CommandSpec = {
@@ -20,7 +23,7 @@ export const recordCommand: CommandSpec = {
     if (sub === "status") {
       out.write(
         agent.recorder
-          ? `Recording to ${agent.recorder.displayPath} (${agent.recorder.turns} turns)\n`
+          ? `Recording to ${agent.recorder.displayPath} (${turns(agent.recorder.turns)})\n`
           : "Not recording.\n",
       );
     } else if (sub === "stop") {
@@ -28,20 +31,23 @@ export const recordCommand: CommandSpec = {
       const rec = agent.recorder;
       agent.recorder = undefined;
       await rec.close();
-      out.write(`Stopped recording; ${rec.turns} turns in ${rec.displayPath}\n`);
+      out.write(`Stopped recording; ${turns(rec.turns)} in ${rec.displayPath}\n`);
     } else {
       if (agent.recorder) {
         throw new HarveyError(
           `Already recording to ${agent.recorder.displayPath} (/record stop first)`,
         );
       }
-      const file = args[1] ?? defaultSessionFile();
-      const path = await agent.workspace.resolve(file);
-      await agent.workspace.mkdir(dirname(path));
-      agent.recorder = await Recorder.start(path, {
-        displayPath: agent.workspace.relative(path),
+      if (args.length > 2) throw new HarveyError("Usage: /record start [FILE] (one file)");
+      // Through the sandbox and the permissions, like every write; never Harvey's own files.
+      const rel = await accessPath(agent, args[1] ?? defaultSessionFile(), "write");
+      refuseKeptPath(rel, "The recording");
+      const file = await agent.workspace.openAppend(rel);
+      agent.recorder = await Recorder.start(await agent.workspace.resolve(rel), file, {
+        displayPath: rel,
         model: agent.client?.name ?? "none",
         workspace: agent.workspace.root,
+        redact: secretRedactor(agent.env),
       });
       out.write(`Recording to ${agent.recorder.displayPath}\n`);
     }

@@ -7,6 +7,7 @@
 import { HarveyError } from "../errors.ts";
 import { DEFAULT_MAX_MATCHES } from "../search/mod.ts";
 import { searchWorkspace } from "../ops/search.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import { addContext } from "./files.ts";
 import type { CommandSpec } from "./registry.ts";
 
@@ -37,7 +38,8 @@ export const searchCommand: CommandSpec = {
       return;
     }
     const lines = matches.map((m) => `${m.path}:${m.line}: ${m.text}\n`).join("");
-    out.write(lines);
+    // The file's text goes to the model as it is, and to the terminal as data.
+    out.write(escapeControls(lines));
     const files = new Set(matches.map((m) => m.path)).size;
     const summary = `${matches.length} ${matches.length === 1 ? "match" : "matches"} in ${files} ${
       files === 1 ? "file" : "files"

@@ -4,6 +4,9 @@
  * @module
  */
 import { join } from "node:path";
+import { describeError, HarveyError } from "../errors.ts";
+import type { Output } from "../types.ts";
+import type { Workspace } from "../workspace.ts";
 import { gitOutput } from "../ops/git.ts";
 import type { Sandbox } from "../security/sandbox.ts";
 
@@ -25,18 +28,29 @@ string names the path, for example \`\`\`ts src/main.ts, so the user can apply i
 const FILES_CAP = 200;
 
 /**
- * Reads `HARVEY.md` at the workspace root and expands `<!-- @date -->`, `<!-- @files -->` and
- * `<!-- @git-status -->`. Without the file, the built-in prompt.
+ * Reads `HARVEY.md` at the workspace root, through the workspace sandbox (a link leading
+ * outside is refused: the built-in prompt then applies, said in one line on `err`), and
+ * expands `<!-- @date -->`, `<!-- @files -->` and `<!-- @git-status -->`. Without the file,
+ * the built-in prompt.
  */
-export async function loadSystemPrompt(root: string, opts: DynamicOptions = {}): Promise<string> {
+export async function loadSystemPrompt(
+  workspace: Workspace,
+  opts: DynamicOptions & { err?: Output } = {},
+): Promise<string> {
   let text: string;
   try {
-    text = await Deno.readTextFile(join(root, "HARVEY.md"));
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return BUILTIN_SYSTEM_PROMPT;
-    throw err;
+    text = await workspace.readTextFile("HARVEY.md");
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return BUILTIN_SYSTEM_PROMPT;
+    if (e instanceof HarveyError) {
+      opts.err?.write(
+        `⚠ HARVEY.md is not used (${describeError(e)}); the built-in system prompt applies\n`,
+      );
+      return BUILTIN_SYSTEM_PROMPT;
+    }
+    throw e;
   }
-  return await expandDynamicSections(text, root, opts);
+  return await expandDynamicSections(text, workspace.root, opts);
 }
 
 /**

@@ -61,6 +61,8 @@ export interface HarveyConfig {
   remote_timeout: number;
   run_timeout: number;
   startup_timeout: number;
+  /** How long one `/search` may run, in ms (a regular expression can backtrack for minutes); 0 = no limit. */
+  search_timeout: number;
   safe_mode: boolean;
   allowed_commands: string[];
   permissions: Record<string, string[]>;
@@ -131,6 +133,7 @@ export function defaultConfig(): HarveyConfig {
     remote_timeout: 120_000,
     run_timeout: 300_000,
     startup_timeout: 120_000,
+    search_timeout: 30_000,
     safe_mode: true,
     allowed_commands: [...DEFAULT_ALLOWED_COMMANDS],
     permissions: {},
@@ -172,6 +175,7 @@ const SCHEMA: Field = {
     remote_timeout: { kind: "duration" },
     run_timeout: { kind: "duration" },
     startup_timeout: { kind: "duration" },
+    search_timeout: { kind: "duration" },
     safe_mode: { kind: "boolean" },
     allowed_commands: { kind: "strings" },
     permissions: { kind: "map", value: { kind: "strings" } },

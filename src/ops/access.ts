@@ -6,6 +6,7 @@
  */
 import { isAbsolute, posix } from "node:path";
 import type { Agent } from "../agent.ts";
+import { HarveyError } from "../errors.ts";
 
 /** What a command is about to do with a path. */
 export type Access = "read" | "write" | "delete";
@@ -24,6 +25,26 @@ export async function accessPath(agent: Agent, path: string, perm: Access): Prom
     agent.checkPath?.(written, perm);
   }
   return rel;
+}
+
+/**
+ * Refuses `rel` (relative to the root, normalized) as the destination of a recording or a
+ * download when it is inside Harvey's own `agents/` folder or inside any `.git` folder,
+ * whatever the permissions say: a file there could replace Harvey's configuration, its audit
+ * log, or a hook git runs. `what` names the destination in the message.
+ */
+export function refuseKeptPath(rel: string, what: string): void {
+  const parts = rel.split("/");
+  if (parts[0] === "agents") {
+    throw new HarveyError(
+      `${what} "${rel}" is inside agents/, where Harvey keeps its own files; choose another path`,
+    );
+  }
+  if (parts.some((p) => p.toLowerCase() === ".git")) {
+    throw new HarveyError(
+      `${what} "${rel}" is inside a .git folder, whose hooks and config git runs; choose another path`,
+    );
+  }
 }
 
 /** How many leading bytes {@linkcode isBinary} looks at. */

@@ -96,18 +96,17 @@ function paint(line: string): string {
  */
 export function showChange(change: FileChange, out: Output, color: boolean): void {
   const after = new TextDecoder().decode(change.after);
+  const path = escapeControls(change.path);
   if (change.before && isBinary(change.before)) {
-    out.write(
-      `${change.path} (binary file of ${formatBytes(change.before.length)}, replaced by text)\n`,
-    );
+    out.write(`${path} (binary file of ${formatBytes(change.before.length)}, replaced by text)\n`);
     return;
   }
   const before = change.before ? new TextDecoder().decode(change.before) : "";
   const { added, removed } = diffStats(diffLines(before, after));
   out.write(
     change.before
-      ? `${change.path} (changed, +${added} −${removed})\n`
-      : `${change.path} (new file, ${added} ${added === 1 ? "line" : "lines"})\n`,
+      ? `${path} (changed, +${added} −${removed})\n`
+      : `${path} (new file, ${added} ${added === 1 ? "line" : "lines"})\n`,
   );
   const diff = unifiedDiff(before, after, {
     from: change.before ? `a/${change.path}` : "/dev/null",

@@ -1,12 +1,14 @@
 /**
  * Searching the workspace, for `/search` and the model's `search` tool: a regular expression
- * over the text files under a path, in path order, capped; Harvey's own `agents/` folder and the
- * files the permissions do not let it read give no matches.
+ * over the text files under a path, in path order, capped, stopped by Ctrl-C or after
+ * `search_timeout` (a backtracking pattern cannot be interrupted otherwise); Harvey's own
+ * `agents/` folder and the files the permissions do not let it read give no matches.
  *
  * @module
  */
 import type { Agent } from "../agent.ts";
-import { searchFiles, type SearchMatch } from "../search/mod.ts";
+import { HarveyError } from "../errors.ts";
+import { searchFiles, type SearchMatch, SearchTimeoutError } from "../search/mod.ts";
 import { accessPath } from "./access.ts";
 
 /** What a workspace search found. */
@@ -28,14 +30,26 @@ export async function searchWorkspace(
   opts: { path?: string; maxMatches: number; signal?: AbortSignal },
 ): Promise<WorkspaceSearch> {
   const rel = await accessPath(agent, opts.path ?? ".", "read");
-  const result = await searchFiles(pattern, {
-    root: agent.workspace.root,
-    start: rel === "." ? undefined : await agent.workspace.resolve(rel),
-    // Harvey's own files (history, audit log, undo journal, databases) are not the project.
-    exclude: ["agents"],
-    maxMatches: opts.maxMatches,
-    signal: opts.signal,
-  });
+  let result;
+  try {
+    result = await searchFiles(pattern, {
+      root: agent.workspace.root,
+      start: rel === "." ? undefined : await agent.workspace.resolve(rel),
+      // Harvey's own files (history, audit log, undo journal, databases) are not the project.
+      exclude: ["agents"],
+      maxMatches: opts.maxMatches,
+      signal: opts.signal,
+      timeoutMs: agent.config.config.search_timeout,
+    });
+  } catch (err) {
+    if (err instanceof SearchTimeoutError) {
+      throw new HarveyError(`${err.message}, or raise search_timeout in agents/harvey.yaml`);
+    }
+    if (opts.signal?.aborted) {
+      throw new HarveyError("Search interrupted; nothing was added to the conversation");
+    }
+    throw err;
+  }
   const denied = new Map<string, boolean>();
   const readable = (p: string) => {
     if (!denied.has(p)) {

@@ -13,28 +13,7 @@ import { handleLine } from "./line.ts";
 import { type History, LineEditor } from "./line_editor.ts";
 import type { Terminal } from "./terminal.ts";
 import type { TurnIO } from "./turn.ts";
-
-const HISTORY_LIMIT = 1000;
-
-/** Reads the saved history, oldest first. */
-export async function loadHistory(agentsDir: string): Promise<string[]> {
-  try {
-    const text = await Deno.readTextFile(join(agentsDir, "harvey_history"));
-    return text.split("\n").filter(Boolean).slice(-HISTORY_LIMIT);
-  } catch {
-    return [];
-  }
-}
-
-async function appendHistory(agentsDir: string, line: string): Promise<void> {
-  try {
-    await Deno.writeTextFile(join(agentsDir, "harvey_history"), `${line.replace(/\n/g, " ")}\n`, {
-      append: true,
-    });
-  } catch {
-    // History is a convenience; a read-only workspace must not stop the session.
-  }
-}
+import { appendHistory, HISTORY_LIMIT } from "./history.ts";
 
 /** `/edit [TEXT]`: handled here, between lines, because the editor needs the terminal. */
 const EDIT = /^\/edit(?:\s+([\s\S]*))?$/;

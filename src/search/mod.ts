@@ -5,11 +5,10 @@
  * @module
  */
 import { isAbsolute, relative, resolve as resolvePath, sep } from "node:path";
-import { setImmediate } from "node:timers";
 import { HarveyError } from "../errors.ts";
+import type { SearchJob } from "./engine.ts";
 import { compilePattern } from "./pattern.ts";
-import { FileScanner } from "./scan.ts";
-import { isInside, type WalkEntry, walkFolder } from "./walk.ts";
+import { isInside } from "./walk.ts";
 
 /** One matching line. */
 export interface SearchMatch {
@@ -48,15 +47,23 @@ export interface SearchOptions {
   maxMatches?: number;
   /** Aborts the search; the promise then rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Stops the search after this many milliseconds with a {@linkcode SearchTimeoutError}
+   * (default 30 s; 0: no limit).
+   */
+  timeoutMs?: number;
+}
+
+/** Default time limit of a search. */
+export const DEFAULT_SEARCH_TIMEOUT_MS = 30_000;
+
+/** Thrown when a search runs past its time limit (it is stopped, nothing is returned). */
+export class SearchTimeoutError extends HarveyError {
+  override name = "SearchTimeoutError";
 }
 
 /** Default cap on the number of matches. */
 export const DEFAULT_MAX_MATCHES = 100;
-
-// The walk and the reads are synchronous (much faster than async file ops, see
-// bench/search_bench.ts); the event loop gets a turn this often so that Ctrl-C, spinners and
-// timers keep working during a long search (setImmediate: setTimeout(0) costs a millisecond).
-const SLICE_MS = 20;
 
 /**
  * Searches the text files under `opts.start` (default: the root) for lines matching
@@ -71,7 +78,7 @@ const SLICE_MS = 20;
  * ```
  */
 export async function searchFiles(pattern: string, opts: SearchOptions): Promise<SearchResult> {
-  const compiled = compilePattern(pattern);
+  compilePattern(pattern); // an invalid pattern is refused here, with one line
   const max = opts.maxMatches ?? DEFAULT_MAX_MATCHES;
   if (!Number.isInteger(max) || max < 1) {
     throw new HarveyError(`Expected maxMatches to be a whole number above 0, got ${max}`);
@@ -79,36 +86,58 @@ export async function searchFiles(pattern: string, opts: SearchOptions): Promise
   opts.signal?.throwIfAborted();
   const root = await Deno.realPath(opts.root);
   const start = await resolveStart(opts, root);
-  const files: Iterable<WalkEntry> = start.isFile
-    ? [{ abs: start.abs, rel: start.rel }]
-    : walkFolder(start.abs, start.rel, root, new Set(opts.exclude ?? []));
+  return await inWorker(
+    { pattern, root, start, exclude: opts.exclude ?? [], max },
+    { signal: opts.signal, timeoutMs: opts.timeoutMs ?? DEFAULT_SEARCH_TIMEOUT_MS },
+  );
+}
 
-  const scanner = new FileScanner(compiled);
-  const matches: SearchMatch[] = [];
-  let filesSearched = 0;
-  let truncated = false;
-  let sliceEnd = performance.now() + SLICE_MS;
-  let count = 0;
-  for (const file of files) {
-    if ((++count & 15) === 0 && performance.now() > sliceEnd) {
-      await new Promise((r) => setImmediate(r));
-      sliceEnd = performance.now() + SLICE_MS;
-    }
-    opts.signal?.throwIfAborted();
-    const before = matches.length;
-    // One match more than the cap tells whether the result is truncated.
-    if (!scanner.scanFile(file.abs, file.rel, max + 1 - before, matches)) {
-      matches.length = before;
-      continue;
-    }
-    filesSearched++;
-    if (matches.length > max) {
-      matches.length = max;
-      truncated = true;
-      break;
-    }
+type WorkerAnswer =
+  | { ok: true; result: SearchResult }
+  | { ok: false; name: string; message: string };
+
+/**
+ * Runs `job` in a Worker of its own, which is terminated when the search ends, when `signal`
+ * aborts or when the time limit passes: the only way to stop a regular expression that is
+ * backtracking (`(a+)+$` on a long line of `a`s can take minutes).
+ */
+function inWorker(
+  job: SearchJob,
+  opts: { signal?: AbortSignal; timeoutMs: number },
+): Promise<SearchResult> {
+  const worker = new Worker(new URL("./search_worker.ts", import.meta.url), { type: "module" });
+  const { promise, resolve, reject } = Promise.withResolvers<SearchResult>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const onAbort = () => reject(opts.signal!.reason);
+  const done = () => {
+    worker.terminate();
+    clearTimeout(timer);
+    opts.signal?.removeEventListener("abort", onAbort);
+  };
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  if (opts.timeoutMs > 0) {
+    timer = setTimeout(() => {
+      const s = opts.timeoutMs / 1000;
+      reject(
+        new SearchTimeoutError(
+          `The search was stopped after ${s} s: /${job.pattern}/ takes too long on these files ` +
+            "(nested repetition such as (a+)+ can take exponential time); simplify the pattern",
+        ),
+      );
+    }, opts.timeoutMs);
   }
-  return { matches, truncated, filesSearched };
+  worker.onmessage = (event: MessageEvent<WorkerAnswer>) => {
+    const answer = event.data;
+    if (answer.ok) resolve(answer.result);
+    else if (answer.name === "NotCapable") reject(new Deno.errors.NotCapable(answer.message));
+    else reject(new HarveyError(answer.message));
+  };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    reject(new HarveyError(`The search failed: ${event.message}`));
+  };
+  worker.postMessage(job);
+  return promise.finally(done);
 }
 
 interface Start {

@@ -3,11 +3,19 @@
  * rejects it on the raw bytes when the pattern's required literal is absent, and only then
  * decodes and finds the matching lines.
  *
+ * A file is opened by path, so a component swapped for a symlink between the listing and the
+ * open could lead it outside the root (Deno has no `openat` or `O_NOFOLLOW`). Before the lines
+ * of a file are kept, the opened handle is checked to be the file its path names inside the
+ * root right now (same device and inode as a fresh, resolved look-up): a handle that was led
+ * outside cannot pass, unless the outside file is also hard-linked inside. Only files with
+ * matches pay for the check.
+ *
  * @module
  */
 import { createPairFinder, type PairFinder } from "./byte_kernel.ts";
 import type { SearchMatch } from "./mod.ts";
 import type { CompiledPattern } from "./pattern.ts";
+import { isInside } from "./walk.ts";
 
 /** A file is binary when one of its first 8 KB is a NUL byte. */
 export const BINARY_PROBE = 8192;
@@ -17,6 +25,8 @@ export const MAX_TEXT = 300;
 export const MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 const NEWLINE = 10;
+/** How many times a matched file's handle is compared with its path (see #isInsideFile). */
+const VERIFY_ROUNDS = 3;
 const decoder = new TextDecoder();
 
 /** Reads and searches files one after the other, reusing one read buffer. */
@@ -24,15 +34,19 @@ export class FileScanner {
   #finder: PairFinder = createPairFinder();
   #buf = this.#finder.buffer;
   #pattern: CompiledPattern;
+  #root: string;
 
-  constructor(pattern: CompiledPattern) {
+  /** `root` is the real path of the folder no searched file may be outside of. */
+  constructor(pattern: CompiledPattern, root: string) {
     this.#pattern = pattern;
+    this.#root = root;
   }
 
   /**
    * Appends to `out` the matching lines of the file at `path` (shown as `rel`), at most
-   * `limit` of them. Returns false when the file was not searched (binary, unreadable, or a
-   * line longer than MAX_LINE_BYTES); `out` may then hold some of its lines, to be dropped.
+   * `limit` of them. Returns false when the file was not searched (binary, unreadable, a line
+   * longer than MAX_LINE_BYTES, or not the file inside the root that its path names); `out`
+   * may then hold some of its lines, to be dropped.
    */
   scanFile(path: string, rel: string, limit: number, out: SearchMatch[]): boolean {
     let file: Deno.FsFile;
@@ -43,13 +57,34 @@ export class FileScanner {
       return false; // vanished or unreadable: skipped, as grep tools do
     }
     try {
-      return this.#scanOpen(file, rel, limit, out);
+      const before = out.length;
+      if (!this.#scanOpen(file, rel, limit, out)) return false;
+      return out.length === before || this.#isInsideFile(file, path);
     } catch (err) {
       if (err instanceof Deno.errors.NotCapable) throw err;
       return false;
     } finally {
       file.close();
     }
+  }
+
+  /**
+   * The handle is the file `path` resolves to now, and that file is inside the root. A folder
+   * on the way that is swapped for a symlink and back can fool a single look-up, so the path
+   * is resolved again after each comparison: the swapper would have to win every round.
+   */
+  #isInsideFile(file: Deno.FsFile, path: string): boolean {
+    const held = file.statSync();
+    let real = Deno.realPathSync(path);
+    for (let round = 0; round < VERIFY_ROUNDS; round++) {
+      if (!isInside(real, this.#root)) return false;
+      const now = Deno.lstatSync(real);
+      if (held.dev !== now.dev || held.ino !== now.ino || !now.isFile) return false;
+      const again = Deno.realPathSync(path);
+      if (again !== real) return false;
+      real = again;
+    }
+    return true;
   }
 
   #scanOpen(file: Deno.FsFile, rel: string, limit: number, out: SearchMatch[]): boolean {

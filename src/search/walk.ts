@@ -2,9 +2,9 @@
  * The file walk behind `/search`: depth first, each folder's entries sorted by name, so files
  * come out in path order and a capped search is the same every time.
  *
- * Residual race (as in src/workspace.ts): a regular file swapped for a symlink between the
- * listing and the open would be followed. Closing it would cost an lstat and an fstat per
- * file, a quarter more file-system calls, for a read-only search.
+ * A file or folder swapped for a symlink between the listing and the open is followed here;
+ * the scanner (scan.ts) then refuses the lines of any handle that is not the file its path
+ * names inside the root, so nothing from outside is shown.
  *
  * @module
  */

@@ -5,8 +5,10 @@
  * components: `src` covers `src/a.ts`, not `srcx`) to the operations they allow; the longest
  * prefix that matches wins, and `.` covers the whole workspace. A path no entry matches allows
  * everything — the workspace sandbox already keeps Harvey inside the folder — except secrets
- * (`.env*`, `*.pem`, `*.key`, `id_rsa*`, `agents/harvey.yaml`), which only an entry for
- * exactly that path opens, and `agents/audit.jsonl`, which stays read-only unless one does.
+ * (see {@linkcode SECRET_PATTERNS}; names compared without regard to case, as a
+ * case-insensitive file system would), which only an entry for exactly that path opens, every
+ * `.git` folder (nested ones too), read-only unless an entry inside it says otherwise, and
+ * `agents/audit.jsonl`, which stays read-only unless an entry names it.
  *
  * @module
  */
@@ -30,30 +32,59 @@ export interface PathDecision {
   reason: string;
 }
 
-/** Names that hold secrets: refused unless an entry names exactly the path. */
-const SECRET_NAMES: readonly RegExp[] = [/^\.env/, /\.pem$/, /\.key$/, /^id_rsa/];
+/**
+ * File names that hold secrets, refused unless an entry names exactly the path; matched
+ * without regard to case (`.ENV`, `server.PEM` and `ID_RSA` are the same files on macOS and
+ * Windows, and just as secret elsewhere).
+ */
+const SECRET_NAMES: readonly RegExp[] = [
+  /^\.env/i, // .env, .env.local, .envrc
+  /\.(pem|key|p12|pfx|jks|keystore|kdbx|ppk)$/i, // keys, certificates with keys, key stores
+  /^id_(rsa|dsa|ecdsa|ed25519)/i, // ssh keys (and their .pub halves)
+  /^[._]netrc$/i,
+  /^\.(npmrc|pypirc|pgpass|git-credentials|htpasswd)$/i, // registry tokens, passwords
+];
+/** Folders whose every file is a secret. */
+const SECRET_FOLDERS: readonly string[] = [".ssh", ".gnupg", ".aws"];
 const SECRET_PATHS: readonly string[] = ["agents/harvey.yaml"];
 /** Files Harvey keeps that the agent may read but not change. */
 const READ_ONLY_PATHS: readonly string[] = ["agents/audit.jsonl"];
 /**
- * Folders that are read-only by default, at any depth (`sub/.git` too): `.git` holds hooks and
- * config (`core.fsmonitor`, aliases) that git runs, so a write there could make git run anything.
+ * A folder name that is read-only by default wherever it is: `.git` holds hooks and config
+ * (`core.fsmonitor`, aliases) that git runs, so a write there — in the top folder or in a
+ * nested repository — could make a safe-mode `git` run anything.
  */
-const READ_ONLY_FOLDERS: readonly string[] = [".git"];
+const READ_ONLY_FOLDER = ".git";
 
 /** The secret patterns, for messages and `/security`. */
 export const SECRET_PATTERNS: readonly string[] = [
   ".env*",
   "*.pem",
   "*.key",
+  "*.p12",
+  "*.pfx",
+  "*.jks",
+  "*.keystore",
+  "*.kdbx",
+  "*.ppk",
   "id_rsa*",
+  "id_dsa*",
+  "id_ecdsa*",
+  "id_ed25519*",
+  ".netrc",
+  ".npmrc",
+  ".pypirc",
+  ".pgpass",
+  ".git-credentials",
+  ".htpasswd",
+  ...SECRET_FOLDERS.map((f) => `${f}/`),
   ...SECRET_PATHS,
 ];
 
 /** The files that are read-only by default, for messages and `/security`. */
 export const READ_ONLY_DEFAULTS: readonly string[] = [
   ...READ_ONLY_PATHS,
-  ...READ_ONLY_FOLDERS.map((f) => `${f}/`),
+  `${READ_ONLY_FOLDER}/ (every one)`,
 ];
 
 /**
@@ -73,10 +104,30 @@ export function normalizeRelPath(path: string): string | undefined {
   return norm === "" ? "." : norm;
 }
 
-/** Whether a component of `relPath` (normalized) is a secret name, or the path is a secret file. */
+/**
+ * Whether a component of `relPath` (normalized) is a secret name or a secret folder, or the
+ * path is a secret file; case does not matter.
+ *
+ * @example
+ * ```ts
+ * isSecretPath("config/.ENV"); // true
+ * isSecretPath("keys/ID_ED25519"); // true
+ * isSecretPath("src/env.ts"); // false
+ * ```
+ */
 export function isSecretPath(relPath: string): boolean {
-  if (SECRET_PATHS.includes(relPath)) return true;
-  return relPath.split("/").some((part) => SECRET_NAMES.some((re) => re.test(part)));
+  const lower = relPath.toLowerCase();
+  if (SECRET_PATHS.includes(lower)) return true;
+  return lower.split("/").some((part) =>
+    SECRET_FOLDERS.includes(part) || SECRET_NAMES.some((re) => re.test(part))
+  );
+}
+
+/** The `.git` folder (top or nested, any case) that holds `relPath` (normalized), if one does. */
+function gitFolderOf(relPath: string): string | undefined {
+  const parts = relPath.split("/");
+  const i = parts.findIndex((p) => p.toLowerCase() === READ_ONLY_FOLDER);
+  return i < 0 ? undefined : parts.slice(0, i + 1).join("/");
 }
 
 /** Whether `prefix` (normalized) covers `relPath` (normalized), by whole components. */
@@ -121,7 +172,7 @@ export function checkPath(
         `a secret file; only an entry for exactly this path opens it: /permissions set ${path} ${perm}`,
     };
   }
-  if (READ_ONLY_PATHS.includes(path) && perm !== "read" && !exact) {
+  if (READ_ONLY_PATHS.includes(path.toLowerCase()) && perm !== "read" && !exact) {
     return {
       allowed: false,
       path,
@@ -151,16 +202,6 @@ export function checkPath(
     reason:
       `permissions entry "${best}" allows ${shown}; change it with /permissions set ${best} PERMS`,
   };
-}
-
-/**
- * The `.git` folder that holds `path`, at any depth and in any case (`sub/.git` for
- * `sub/.git/config`): a nested repository's hooks and config run as surely as the top one's.
- */
-function gitFolderOf(path: string): string | undefined {
-  const parts = path.split("/");
-  const i = parts.findIndex((p) => READ_ONLY_FOLDERS.includes(p.toLowerCase()));
-  return i < 0 ? undefined : parts.slice(0, i + 1).join("/");
 }
 
 /** Longer prefixes are more specific; `.` is the least specific of all. */
