@@ -581,3 +581,43 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "the one-shot llama.cpp program and its tokenizer run in the sandbox, the prompt readable",
+  ignore: !LINUX,
+  fn: async () => {
+    await requireSandbox();
+    const s = await modelSession();
+    const dir = await Deno.makeTempDir({ dir: "/var/tmp", prefix: "harvey-oneshot-" });
+    try {
+      // A stand-in for llama-completion: says which pid it has and what prompt it got.
+      const program = join(dir, "llama-completion");
+      await Deno.writeTextFile(
+        program,
+        '#!/bin/sh\nwhile [ $# -gt 0 ]; do case "$1" in -p) p="$2"; shift;; -f) p=$(cat "$2"); shift;; esac; shift; done\n' +
+          'echo "pid $$ prompt-bytes ${#p}"\n',
+      );
+      await Deno.chmod(program, 0o755);
+      const { LlamaCliClient } = await import("../src/llm/llama_cli.ts");
+      const client = new LlamaCliClient({
+        program: { path: program, name: "llama-completion" },
+        modelPath: join(dir, "m.gguf"),
+        model: "m",
+        ctxSize: 512,
+        env: s.agent.env,
+        sandbox: s.agent.sandbox,
+      });
+      let text = "";
+      const long = "x".repeat(150_000); // over the argument limit: the prompt goes in a file
+      for (const content of ["hi", long]) {
+        text = "";
+        await client.chat([{ role: "user", content }], { onToken: (t) => text += t });
+        assert.match(text, /^pid 2 prompt-bytes \d+/, text);
+        assert.ok(Number(/prompt-bytes (\d+)/.exec(text)![1]) > content.length, text);
+      }
+    } finally {
+      await s.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -25,6 +25,10 @@ export interface SandboxPlan {
   emptyFile: string;
   /** macOS only: the private temporary folder (`TMPDIR`) the command may write. */
   tmpDir?: string;
+  /** Files the command must read although they lie where it sees an empty folder (`/tmp`). */
+  readable?: string[];
+  /** The machine's devices (a GPU) instead of a fresh, minimal `/dev`. */
+  devices?: boolean;
 }
 
 /**
@@ -90,12 +94,13 @@ export function bwrapArgs(program: string, argv: readonly string[], plan: Sandbo
   const args = [
     program,
     ...["--ro-bind", "/", "/"],
-    ...["--dev", "/dev"],
+    ...(plan.devices ? ["--dev-bind", "/dev", "/dev"] : ["--dev", "/dev"]),
     ...["--proc", "/proc"],
     ...["--tmpfs", "/tmp"],
     // Sockets of other programs (the Docker daemon, the session bus, agents) live under /run.
     ...["--tmpfs", "/run"],
   ];
+  for (const p of plan.readable ?? []) args.push("--ro-bind", p, p);
   // DNS, when the network is allowed, may need systemd-resolved's stub file under /run.
   if (plan.network) args.push("--ro-bind-try", RESOLVED, RESOLVED);
   // After /tmp and /run: a workspace below them is bound again over the fresh folders.
