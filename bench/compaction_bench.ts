@@ -17,8 +17,8 @@
  *
  * @module
  */
-import { fileURLToPath } from "node:url";
-import type { BenchResult } from "./result.ts";
+import { startFakeServer } from "./fake_server.ts";
+import { type BenchResult, median } from "./result.ts";
 import { printResults } from "./run_all.ts";
 import type { Agent } from "../src/agent.ts";
 import { sendFitted } from "../src/llm/fit.ts";
@@ -33,52 +33,20 @@ const TURN_TOKENS = 400;
 const REPLY = Array.from({ length: 30 }, (_, i) => `r${i}`).join(" "); // 59 tokens
 const TOKEN_DELAY_MS = 2;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 const round = (n: number) => Math.round(n * 10) / 10;
 const prompt = (tag: string) =>
   Array.from({ length: TURN_TOKENS / 2 }, (_, j) => `${tag}w${j}`).join(" ");
 
 /** The fake server as a child process, like a real model server. */
-async function startServer(): Promise<{ url: string; stop(): Promise<void> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      fileURLToPath(new URL("../test/fixtures/fake_openai.ts", import.meta.url)),
-      "--port",
-      "0",
-      "--n-ctx",
-      "2048",
-      "--token-delay-ms",
-      String(TOKEN_DELAY_MS),
-      "--reply",
-      REPLY,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let banner = "";
-  while (!/listening on \S+\n/.test(banner)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the fake server exited before it listened");
-    banner += value;
-  }
-  const url = /listening on (\S+)/.exec(banner)![1];
-  return {
-    url,
-    async stop() {
-      child.kill("SIGTERM");
-      await reader.cancel().catch(() => {});
-      await child.status;
-    },
-  };
+function startServer() {
+  return startFakeServer([
+    "--n-ctx",
+    "2048",
+    "--token-delay-ms",
+    String(TOKEN_DELAY_MS),
+    "--reply",
+    REPLY,
+  ]);
 }
 
 async function session(root: string, url: string): Promise<Agent> {

@@ -34,6 +34,13 @@ export interface ToolSpec {
   parameters: Record<string, unknown>;
 }
 
+/** Whether a backend takes tools natively, and why (for `/tools`). */
+export interface ToolSupport {
+  native: boolean;
+  /** E.g. "the chat template supports tools (/props)", "qwen3 lists the tools capability". */
+  reason: string;
+}
+
 /** What one reply cost: token counts and timing. Zero where a backend does not report it. */
 export interface ChatStats {
   promptTokens: number;
@@ -87,7 +94,9 @@ export interface LLMClient {
    * Counts a whole request as the server's chat template renders it (template tokens
    * included), when the server can tell; undefined when it cannot.
    */
-  countPrompt?(messages: Message[]): Promise<number | undefined>;
+  countPrompt?(messages: Message[], tools?: ToolSpec[]): Promise<number | undefined>;
+  /** Whether this backend takes tools natively (undefined: it cannot tell, so it does not). */
+  toolSupport?(): Promise<ToolSupport>;
   /**
    * Gets ready for a request: a client whose server starts with the first message starts it
    * here, so the window and the tokenizer measured before sending are the server's own.

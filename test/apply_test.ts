@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { UNDO_JOURNAL } from "../src/commands/apply.ts";
+import { UNDO_JOURNAL } from "../src/ops/changes.ts";
 import { diffLines, unifiedDiff } from "../src/util/diff.ts";
 import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { type TestSession, testSession } from "./helpers.ts";
@@ -96,7 +96,7 @@ Deno.test("/apply writes the tagged blocks after a yes; /unapply restores the ex
     assert.ok(await exists(join(s.root, UNDO_JOURNAL)), "the journal is written");
 
     assert.equal(await s.run("/unapply\ny\n"), 0, s.err.text);
-    assert.match(s.out.text, /remove \(created by \/apply\) docs\/guide\/NOTES\.md/);
+    assert.match(s.out.text, /remove \(created by the last \/apply\) docs\/guide\/NOTES\.md/);
     await assertOriginal(s);
     assert.equal(await exists(join(s.root, UNDO_JOURNAL)), false, "the journal is cleared");
     assert.equal(await s.run("/unapply\n"), 1);
@@ -164,7 +164,7 @@ Deno.test("/unapply warns about a file edited since /apply and still restores it
     assert.equal(await s.run("fix\n/apply\ny\n"), 0, s.err.text);
     await Deno.writeTextFile(join(s.root, "src/main.go"), "edited by hand\n");
     assert.equal(await s.run("/unapply\ny\n"), 0, s.err.text);
-    assert.match(s.out.text, /restore src\/main\.go — ⚠ changed since \/apply/);
+    assert.match(s.out.text, /restore src\/main\.go — ⚠ changed since the last \/apply/);
     await assertOriginal(s);
   });
 });

@@ -29,8 +29,10 @@ async function withSession(
   yaml = "",
 ): Promise<void> {
   const fake = await startFakeOpenAI({ reply: () => "Sure.", ...fakeOpts });
+  // These count chat turns exactly: no tool definitions in the requests (the agent loop's
+  // requests are budgeted in agent_turn_test.ts).
   const s = await testSession({
-    files: { "HARVEY.md": SYSTEM, ...(yaml ? { "agents/harvey.yaml": yaml } : {}) },
+    files: { "HARVEY.md": SYSTEM, "agents/harvey.yaml": `tools:\n  enabled: false\n${yaml}` },
     flags: { llamafileUrl: fake.url },
     selectBackend: true,
   });

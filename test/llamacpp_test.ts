@@ -527,7 +527,7 @@ Deno.test("ctx_size 0: the context window is read back once the server runs", as
     assert.equal(await s.run("hi\n/status\n"), 0, s.err.text);
     assert.equal(s.agent.contextWindow, 8192, "the model's own size, from the server");
     assert.match(s.out.text, /Context: +8192 tokens \(n_ctx reported by the server\)/);
-    assert.deepEqual((await runs(b.log))[0].argv.slice(-2), ["-c", "0"]);
+    assert.deepEqual((await runs(b.log))[0].argv.slice(-3), ["-c", "0", "--jinja"]);
   } finally {
     await b.cleanup();
   }

@@ -83,7 +83,7 @@ Deno.test("chunks are sized in tokens: 500 CJK characters no longer overflow the
       assert.equal(chunks.map((c) => c.text).join(""), CJK.trimEnd());
       const english = "SQLite in WAL mode. ".repeat(20);
       assert.equal(
-        (await chunkByTokens(english, { count: async (x) => countTokens(x) })).length,
+        (await chunkByTokens(english, { count: (x) => Promise.resolve(countTokens(x)) })).length,
         1,
       );
     },

@@ -4,7 +4,8 @@ import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { startFakeOllama } from "./fixtures/fake_ollama.ts";
 import { startFakeAnthropic } from "./fixtures/fake_anthropic.ts";
 import type { RecordedRequest } from "./fixtures/fixture_common.ts";
-import { AnthropicClient, toAnthropicMessages } from "../src/llm/anthropic.ts";
+import { AnthropicClient } from "../src/llm/anthropic.ts";
+import { anthropicMessages } from "../src/llm/tool_wire.ts";
 import { testSession } from "./helpers.ts";
 
 const KEY_A = "sk-route-alpha-0123456789abcdef";
@@ -429,7 +430,7 @@ Deno.test("Anthropic routes use the native Messages API", async (t) => {
 });
 
 Deno.test("history becomes Anthropic turns: system apart, roles alternate, no empty text", () => {
-  const out = toAnthropicMessages([
+  const out = anthropicMessages([
     { role: "system", content: "sys" },
     { role: "user", content: "[pinned context]\n\nnotes" },
     { role: "user", content: "q1" },

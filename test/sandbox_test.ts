@@ -68,9 +68,11 @@ Deno.test("bwrapArgs: read-only root, fresh /dev /proc /tmp /run, the workspace,
     at("--ro-bind", "/tmp/empty", "/w/.env") > at("--ro-bind-try", "/w/agents", "/w/agents"),
   );
   assert.ok(at("--tmpfs", "/h/.ssh", "--remount-ro", "/h/.ssh") > workspace);
-  for (const w of ["--unshare-pid", "--unshare-net", "--die-with-parent", "--new-session"]) {
+  for (const w of ["--unshare-pid", "--unshare-net", "--die-with-parent"]) {
     assert.ok(args.includes(w), w);
   }
+  // In bwrap's process group (no --new-session), a stop reaches the command during setup too.
+  assert.equal(args.includes("--new-session"), false);
   assert.ok(at("--cap-drop", "ALL") > 0);
   assert.ok(at("--chdir", "/w") > 0);
 
@@ -425,6 +427,32 @@ async function waitNone(marker: string): Promise<number[]> {
 }
 
 Deno.test({
+  name: "Ctrl-C while the sandbox is still being set up stops the command all the same",
+  ignore: !LINUX,
+  fn: async () => {
+    await requireSandbox();
+    const s = await modelSession();
+    const marker = "12.0405";
+    try {
+      // A stop that lands before --die-with-parent holds must still reach the command.
+      for (const delay of [0, 2, 4, 6, 8, 10, 15, 20, 30]) {
+        const ctl = new AbortController();
+        setTimeout(() => ctl.abort(), delay);
+        const r = await runProgram(s.agent, ["sleep", marker], {
+          source: "model",
+          signal: ctl.signal,
+        });
+        assert.equal(r.interrupted, true);
+        assert.deepEqual(await waitNone(marker), [], `a sleep outlived a stop after ${delay} ms`);
+      }
+    } finally {
+      for (const pid of pidsWith(marker)) Deno.kill(pid, "SIGKILL");
+      await s.close();
+    }
+  },
+});
+
+Deno.test({
   name: "run_timeout kills a sandboxed command and everything it started",
   ignore: !LINUX,
   fn: async () => {
@@ -550,6 +578,46 @@ Deno.test({
       await child.stderr.cancel().catch(() => {});
       await child.stdin.close().catch(() => {});
       await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "the one-shot llama.cpp program and its tokenizer run in the sandbox, the prompt readable",
+  ignore: !LINUX,
+  fn: async () => {
+    await requireSandbox();
+    const s = await modelSession();
+    const dir = await Deno.makeTempDir({ dir: "/var/tmp", prefix: "harvey-oneshot-" });
+    try {
+      // A stand-in for llama-completion: says which pid it has and what prompt it got.
+      const program = join(dir, "llama-completion");
+      await Deno.writeTextFile(
+        program,
+        '#!/bin/sh\nwhile [ $# -gt 0 ]; do case "$1" in -p) p="$2"; shift;; -f) p=$(cat "$2"); shift;; esac; shift; done\n' +
+          'echo "pid $$ prompt-bytes ${#p}"\n',
+      );
+      await Deno.chmod(program, 0o755);
+      const { LlamaCliClient } = await import("../src/llm/llama_cli.ts");
+      const client = new LlamaCliClient({
+        program: { path: program, name: "llama-completion" },
+        modelPath: join(dir, "m.gguf"),
+        model: "m",
+        ctxSize: 512,
+        env: s.agent.env,
+        sandbox: s.agent.sandbox,
+      });
+      let text = "";
+      const long = "x".repeat(150_000); // over the argument limit: the prompt goes in a file
+      for (const content of ["hi", long]) {
+        text = "";
+        await client.chat([{ role: "user", content }], { onToken: (t) => text += t });
+        assert.match(text, /^pid 2 prompt-bytes \d+/, text);
+        assert.ok(Number(/prompt-bytes (\d+)/.exec(text)![1]) > content.length, text);
+      }
+    } finally {
+      await s.close();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

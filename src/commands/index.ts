@@ -27,6 +27,7 @@ import { applyCommand, unapplyCommand } from "./apply.ts";
 import { pullCommand } from "./pull.ts";
 import { kbCommand } from "./kb.ts";
 import { ragCommand } from "./rag.ts";
+import { toolsCommand } from "./tools.ts";
 import { CommandRegistry } from "./registry.ts";
 
 /** A registry with all of Harvey's commands. */
@@ -53,6 +54,7 @@ export function createRegistry(): CommandRegistry {
     summarizeCommand,
     routeCommand,
     pullCommand,
+    toolsCommand,
     runCommandSpec,
     safemodeCommand,
     permissionsCommand,

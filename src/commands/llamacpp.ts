@@ -126,6 +126,7 @@ export async function connectGguf(
     ctxSize,
     gpuLayers: cfg.gpu_layers,
     env: agent.env,
+    sandbox: agent.sandbox,
   });
 }
 

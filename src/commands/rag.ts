@@ -18,7 +18,7 @@ import { type Embedder, OllamaEmbedder, OpenAIEmbedder } from "../store/embedder
 import { EMBEDDING_ARGS, ServerEmbedder } from "../store/local_embedder.ts";
 import type { IngestFiles } from "../store/ingest_files.ts";
 import { formatRagContext, resolveEmbeddingModel } from "../store/rag_context.ts";
-import { DEFAULT_MIN_SCORE, RagStore } from "../store/rag_store.ts";
+import { DEFAULT_MIN_SCORE, RagStore, type RetrievedChunk } from "../store/rag_store.ts";
 import type { Output } from "../types.ts";
 import { accessPath, formatBytes } from "./files.ts";
 import { findLlamaServer } from "./llamacpp.ts";
@@ -187,10 +187,40 @@ function closeStore(agent: Agent): void {
 }
 
 /**
+ * The active store's chunks closest to `text` (top 5, scoring at least 0.3): what the prompt
+ * hook puts before a prompt and what the model's `rag_search` returns. A hung embedding server
+ * is given a bounded time ({@linkcode RETRIEVAL_TIMEOUT_MS}); Ctrl-C gets through.
+ */
+export async function retrieve(
+  agent: Agent,
+  text: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<{ store: string; chunks: RetrievedChunk[] }> {
+  const store = await openActiveStore(agent);
+  const entry = needActive(agent);
+  const { embedder } = embedderFor(agent, resolveEmbeddingModel(entry, generationModel(agent)));
+  const limit = AbortSignal.timeout(RETRIEVAL_TIMEOUT_MS);
+  const chunks = await store.query(text, embedder, {
+    k: TOP_K,
+    minScore: DEFAULT_MIN_SCORE,
+    signal: opts.signal ? AbortSignal.any([opts.signal, limit]) : limit,
+  });
+  return { store: store.name, chunks };
+}
+
+/** Why retrieval failed, in one line. */
+export function retrievalFailure(e: unknown): string {
+  return e instanceof Error && e.name === "TimeoutError"
+    ? `the embedding server did not answer within ${RETRIEVAL_TIMEOUT_MS / 1000} s`
+    : e instanceof Error
+    ? e.message.split("\n", 1)[0]
+    : String(e);
+}
+
+/**
  * The `agent.augmentPrompt` hook: while RAG is on, puts the active store's closest chunks
- * (top 5, scoring at least 0.3) before the prompt and says on `err` how many were added.
- * Any failure (embedding server down, model mismatch) is one line on `err` and the prompt
- * goes out unchanged.
+ * before the prompt and says on `err` how many were added. Any failure (embedding server
+ * down, model mismatch) is one line on `err` and the prompt goes out unchanged.
  */
 export function ragAugmentHook(
   agent: Agent,
@@ -201,28 +231,15 @@ export function ragAugmentHook(
     const dim = (text: string) =>
       err.write(agent.settings.color ? `\x1b[2m${text}\x1b[0m\n` : `${text}\n`);
     try {
-      const store = await openActiveStore(agent);
-      const entry = needActive(agent);
-      const { embedder } = embedderFor(agent, resolveEmbeddingModel(entry, generationModel(agent)));
-      // A hung embedding server must not hold the turn: give it a bounded time, and let
-      // Ctrl-C through.
-      const limit = AbortSignal.timeout(RETRIEVAL_TIMEOUT_MS);
-      const chunks = await store.query(prompt, embedder, {
-        k: TOP_K,
-        minScore: DEFAULT_MIN_SCORE,
-        signal: signal ? AbortSignal.any([signal, limit]) : limit,
-      });
+      const { store, chunks } = await retrieve(agent, prompt, { signal });
       if (chunks.length === 0) return prompt;
-      dim(`RAG: ${plural(chunks.length, "chunk")} from store ${store.name} added to the prompt`);
+      dim(`RAG: ${plural(chunks.length, "chunk")} from store ${store} added to the prompt`);
       return formatRagContext(prompt, chunks);
     } catch (e) {
       if (signal?.aborted) throw e;
-      const why = e instanceof Error && e.name === "TimeoutError"
-        ? `the embedding server did not answer within ${RETRIEVAL_TIMEOUT_MS / 1000} s`
-        : e instanceof Error
-        ? e.message.split("\n", 1)[0]
-        : String(e);
-      err.write(`⚠ RAG retrieval skipped, the prompt goes without context: ${why}\n`);
+      err.write(
+        `⚠ RAG retrieval skipped, the prompt goes without context: ${retrievalFailure(e)}\n`,
+      );
       return prompt;
     }
   };

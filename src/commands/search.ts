@@ -5,9 +5,10 @@
  * @module
  */
 import { HarveyError } from "../errors.ts";
-import { DEFAULT_MAX_MATCHES, searchFiles, SearchTimeoutError } from "../search/mod.ts";
+import { DEFAULT_MAX_MATCHES } from "../search/mod.ts";
+import { searchWorkspace } from "../ops/search.ts";
 import { escapeControls } from "../util/terminal_text.ts";
-import { accessPath, addContext } from "./files.ts";
+import { addContext } from "./files.ts";
 import type { CommandSpec } from "./registry.ts";
 
 /** `/search PATTERN [PATH]` */
@@ -21,44 +22,14 @@ export const searchCommand: CommandSpec = {
       throw new HarveyError('Usage: /search PATTERN [PATH] (quote a pattern with spaces: "a b")');
     }
     const [pattern, path] = args;
-    const rel = await accessPath(agent, path ?? ".", "read");
-    let result;
-    try {
-      result = await searchFiles(pattern, {
-        root: agent.workspace.root,
-        start: rel === "." ? undefined : await agent.workspace.resolve(rel),
-        // Harvey's own files (history, audit log, undo journal, databases) are not the project.
-        exclude: ["agents"],
-        maxMatches: DEFAULT_MAX_MATCHES,
-        signal: ctx.signal,
-        timeoutMs: agent.config.config.search_timeout,
-      });
-    } catch (err) {
-      if (err instanceof SearchTimeoutError) {
-        throw new HarveyError(`${err.message}, or raise search_timeout in agents/harvey.yaml`);
-      }
-      if (ctx.signal?.aborted) {
-        throw new HarveyError("Search interrupted; nothing was added to the conversation");
-      }
-      throw err;
-    }
-    // A file the permissions do not let Harvey read gives no matches.
-    const denied = new Map<string, boolean>();
-    const readable = (p: string) => {
-      if (!denied.has(p)) {
-        try {
-          agent.checkPath?.(p, "read");
-          denied.set(p, false);
-        } catch {
-          denied.set(p, true);
-        }
-      }
-      return !denied.get(p);
-    };
-    const matches = result.matches.filter((m) => readable(m.path));
-    const hidden = [...denied.values()].filter(Boolean).length;
+    const found = await searchWorkspace(agent, pattern, {
+      path,
+      maxMatches: DEFAULT_MAX_MATCHES,
+      signal: ctx.signal,
+    });
+    const { path: rel, matches, denied: hidden } = found;
     const where = rel === "." ? "the workspace" : rel;
-    const searched = `${result.filesSearched} ${result.filesSearched === 1 ? "file" : "files"}`;
+    const searched = `${found.filesSearched} ${found.filesSearched === 1 ? "file" : "files"}`;
     const deniedNote = hidden
       ? ` (${hidden} ${hidden === 1 ? "file" : "files"} left out by the permissions)`
       : "";
@@ -73,7 +44,7 @@ export const searchCommand: CommandSpec = {
     const summary = `${matches.length} ${matches.length === 1 ? "match" : "matches"} in ${files} ${
       files === 1 ? "file" : "files"
     } (${searched} searched)${deniedNote}`;
-    const note = result.truncated
+    const note = found.truncated
       ? `[only the first ${DEFAULT_MAX_MATCHES} matches; narrow the pattern or give a PATH]`
       : undefined;
     out.write(`${summary}${note ? `\n${note}` : ""}\n`);

@@ -100,6 +100,15 @@ export interface HarveyConfig {
   };
   routes: RouteEntry[];
   context: ContextConfig;
+  /** The agent loop: the model's tools. */
+  tools: {
+    /** Whether the model is offered tools at all (`/tools on|off`). */
+    enabled: boolean;
+    /** What runs without asking: nothing, file changes, or everything (`/tools approve`). */
+    approve: "ask" | "edits" | "all";
+    /** The most tool calls one turn may make. */
+    max_calls: number;
+  };
 }
 
 /** The commands safe mode allows by default. */
@@ -139,11 +148,13 @@ export function defaultConfig(): HarveyConfig {
     rag: { enabled: false, stores: [] },
     routes: [],
     context: { reply_reserve: 0, auto_compact: true, keep_turns: 2, show_reasoning: true },
+    tools: { enabled: true, approve: "ask", max_calls: 25 },
   };
 }
 
 type Field =
   | { kind: "string" | "boolean" | "duration" | "strings" | "url" }
+  | { kind: "enum"; values: readonly string[] }
   | { kind: "int"; min: number }
   | { kind: "object"; fields: Record<string, Field>; required?: string[] }
   | { kind: "list"; item: Field }
@@ -213,6 +224,14 @@ const SCHEMA: Field = {
             required: ["name", "db_path", "embedding_model"],
           },
         },
+      },
+    },
+    tools: {
+      kind: "object",
+      fields: {
+        enabled: { kind: "boolean" },
+        approve: { kind: "enum", values: ["ask", "edits", "all"] },
+        max_calls: { kind: "int", min: 1 },
       },
     },
     routes: {
@@ -305,6 +324,10 @@ function check(field: Field, value: unknown, key: string, sink: Sink): unknown {
       return value.replace(/\/+$/, "");
     case "boolean":
       return typeof value === "boolean" ? value : fail("true or false");
+    case "enum":
+      return typeof value === "string" && field.values.includes(value)
+        ? value
+        : fail(`one of ${field.values.join(", ")}`);
     case "int":
       return Number.isInteger(value) && (value as number) >= field.min
         ? value

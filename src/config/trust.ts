@@ -15,8 +15,9 @@
  * - places outside: `llamafile.models_dir` other than `~/Models`, a RAG store's `db_path`
  *   outside the workspace, a non-loopback `llamafile.url` or `ollama.url` (prompts and files
  *   would go there);
- * - `sandbox.network: true` (commands in the sandbox reach the network) and
- *   `llamafile.api_key_env` (that variable's key goes to the server at `llamafile.url`).
+ * - `sandbox.network: true` (commands in the sandbox reach the network),
+ *   `llamafile.api_key_env` (that variable's key goes to the server at `llamafile.url`), and
+ *   `tools.approve` other than `ask` (the model's changes and commands without asking).
  *
  * Trust is remembered per file (its real path) and per setting, by a hash of the setting's
  * value, in `$XDG_CONFIG_HOME/harvey/trust.json` (default `~/.config/harvey/trust.json`):
@@ -175,6 +176,15 @@ export function reviewConfig(config: HarveyConfig, ctx: ReviewContext): Finding[
       }, abs);
     }
   }
+  if (config.tools.approve !== "ask") {
+    add({
+      key: "tools.approve",
+      path: ["tools", "approve"],
+      what: config.tools.approve === "all"
+        ? "lets the model change files and run commands without asking"
+        : "lets the model change files without asking",
+    }, config.tools.approve);
+  }
   if (config.sandbox.network) {
     add({
       key: "sandbox.network",
@@ -234,6 +244,7 @@ export function withoutFindings(
     else if (a === "llamafile" && b === "models_dir") delete out.llamafile.models_dir;
     else if (a === "llamafile" && b === "api_key_env") delete out.llamafile.api_key_env;
     else if (a === "sandbox" && b === "network") out.sandbox.network = false;
+    else if (a === "tools" && b === "approve") out.tools.approve = defaults.tools.approve;
     else if (a === "llamafile" && b === "url") out.llamafile.url = defaults.llamafile.url;
     else if (a === "ollama" && b === "url") out.ollama.url = defaults.ollama.url;
   }

@@ -18,10 +18,11 @@
  * @module
  */
 import { HarveyError } from "../errors.ts";
-import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
+import type { ChatOptions, ChatResult, LLMClient, Message, ToolSupport } from "../types.ts";
 import { explainFetchError, httpError, withTimeout } from "./errors.ts";
 import { readLines } from "./ndjson.ts";
 import { generationRate } from "./stats.ts";
+import { anthropicMessages, AnthropicToolAccumulator, anthropicTools } from "./tool_wire.ts";
 
 /** The `anthropic-version` header Harvey speaks. */
 export const ANTHROPIC_VERSION = "2023-06-01";
@@ -47,46 +48,18 @@ export interface AnthropicOptions {
   maxTokens?: number;
 }
 
-/** One turn in the shape the Messages API takes. */
-export interface AnthropicTurn {
-  role: "user" | "assistant";
-  content: string;
-}
-
-/**
- * Splits Harvey's history into Anthropic's `system` text and its turns: system messages are
- * joined into `system`, tool output is sent as the user's, empty messages are dropped and
- * consecutive messages of one role are joined (the API wants the roles to alternate).
- *
- * @example
- * ```ts
- * toAnthropicMessages([{ role: "system", content: "Be brief" }, { role: "user", content: "Hi" }]);
- * // { system: "Be brief", messages: [{ role: "user", content: "Hi" }] }
- * ```
- */
-export function toAnthropicMessages(
-  messages: Message[],
-): { system: string; messages: AnthropicTurn[] } {
-  const system: string[] = [];
-  const turns: AnthropicTurn[] = [];
-  for (const m of messages) {
-    if (!m.content.trim()) continue;
-    if (m.role === "system") {
-      system.push(m.content);
-      continue;
-    }
-    const role = m.role === "assistant" ? "assistant" : "user";
-    const last = turns.at(-1);
-    if (last?.role === role) last.content += `\n\n${m.content}`;
-    else turns.push({ role, content: m.content });
-  }
-  return { system: system.join("\n\n"), messages: turns };
-}
-
 interface StreamEvent {
   type?: string;
+  index?: number;
   message?: { usage?: Usage };
-  delta?: { type?: string; text?: string; thinking?: string; stop_reason?: string };
+  content_block?: { type?: string; id?: unknown; name?: unknown; input?: unknown };
+  delta?: {
+    type?: string;
+    text?: string;
+    thinking?: string;
+    partial_json?: string;
+    stop_reason?: string;
+  };
   usage?: Usage;
   error?: { type?: string; message?: string };
 }
@@ -157,7 +130,8 @@ export class AnthropicClient implements LLMClient {
   async chat(messages: Message[], opts: ChatOptions): Promise<ChatResult> {
     const started = performance.now();
     const t = withTimeout(opts.signal, this.#opts.timeoutMs ?? 0, this.#what);
-    const { system, messages: turns } = toAnthropicMessages(messages);
+    const { system, messages: turns } = anthropicMessages(messages);
+    const calls = new AnthropicToolAccumulator();
     let promptTokens = 0;
     let usageReply = 0;
     let deltas = 0;
@@ -173,6 +147,7 @@ export class AnthropicClient implements LLMClient {
           max_tokens: opts.maxTokens ?? this.#opts.maxTokens ?? DEFAULT_MAX_TOKENS,
           ...(system ? { system } : {}),
           messages: turns,
+          ...(opts.tools?.length ? { tools: anthropicTools(opts.tools) } : {}),
           stream: true,
         }),
         signal: t.signal,
@@ -185,8 +160,17 @@ export class AnthropicClient implements LLMClient {
           case "message_start":
             promptTokens = inputTokens(event.message?.usage) || promptTokens;
             break;
+          case "content_block_start":
+            if (event.content_block?.type === "tool_use") {
+              firstAt ||= performance.now();
+              calls.start(event.index ?? 0, event.content_block);
+            }
+            break;
           case "content_block_delta":
-            if (event.delta?.type === "text_delta" && event.delta.text) {
+            if (event.delta?.type === "input_json_delta") {
+              deltas++;
+              calls.delta(event.index ?? 0, event.delta.partial_json);
+            } else if (event.delta?.type === "text_delta" && event.delta.text) {
               firstAt ||= performance.now();
               deltas++;
               opts.onToken(event.delta.text);
@@ -224,6 +208,7 @@ export class AnthropicClient implements LLMClient {
     }
     const endedAt = performance.now();
     const replyTokens = usageReply || deltas;
+    const toolCalls = calls.calls();
     return {
       promptTokens,
       replyTokens,
@@ -231,7 +216,13 @@ export class AnthropicClient implements LLMClient {
       elapsedMs: endedAt - started,
       tokensPerSec: generationRate(replyTokens, firstAt, endedAt),
       finishReason,
+      ...(toolCalls.length ? { toolCalls } : {}),
     };
+  }
+
+  /** The Messages API takes tools natively. */
+  toolSupport(): Promise<ToolSupport> {
+    return Promise.resolve({ native: true, reason: "Anthropic's Messages API takes tools" });
   }
 
   /**

@@ -11,7 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { HarveyError } from "../errors.ts";
-import type { LLMClient, Message } from "../types.ts";
+import type { LLMClient, Message, ToolSpec } from "../types.ts";
 import { estimateTextTokens, messageText, PER_MESSAGE_OVERHEAD } from "./tokens.ts";
 
 /** Thrown when a request would not fit the context window; it carries the numbers. */
@@ -69,17 +69,20 @@ export class TokenBudget {
   }
 
   /**
-   * Tokens of `messages` for `client`: the server's count of the whole rendered request when
-   * it can give one (exact), else the server's count of each message's text (remembered) or
-   * an estimate, plus a guessed template overhead per message.
+   * Tokens of `messages` (and the definitions of `tools`, sent with them) for `client`: the
+   * server's count of the whole rendered request when it can give one (exact), else the
+   * server's count of each message's text (remembered) or an estimate, plus a guessed
+   * template overhead per message.
    */
-  async measure(messages: Message[], client: LLMClient): Promise<number> {
+  async measure(messages: Message[], client: LLMClient, tools?: ToolSpec[]): Promise<number> {
     if (client.countPrompt) {
-      const exact = await this.#limited(client.countPrompt(messages));
+      const exact = await this.#limited(client.countPrompt(messages, tools));
       if (exact !== undefined) return exact;
     }
     const counts = await this.#contentCounts(messages, client);
-    return counts.reduce((a, b) => a + b, 0) + messages.length * PER_MESSAGE_OVERHEAD;
+    const definitions = tools?.length ? await this.text(JSON.stringify(tools), client) : 0;
+    return counts.reduce((a, b) => a + b, 0) + messages.length * PER_MESSAGE_OVERHEAD +
+      definitions;
   }
 
   /**

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Agent } from "../agent.ts";
-import type { ChatOptions, ChatResult, LLMClient, Message, Output } from "../types.ts";
+import type { ChatOptions, ChatResult, LLMClient, Message, Output, ToolSpec } from "../types.ts";
 import { BudgetError, replyReserve } from "./budget.ts";
 import { compactMessages, keptHead, type SummaryCost, turnStarts } from "./compact.ts";
 import { ContextOverflowError } from "./errors.ts";
@@ -40,6 +40,8 @@ export interface FittedRequest {
   window?: number;
   /** Set when the oldest turns were summarized to make room. */
   compacted?: CompactionReport;
+  /** The tools to send with it: those asked for, unless their definitions would not fit. */
+  tools?: ToolSpec[];
 }
 
 /** Where `fitRequest` reports. */
@@ -47,6 +49,8 @@ export interface FitOptions {
   /** Warnings and the compaction line go here. */
   err: Output;
   signal?: AbortSignal;
+  /** Tools sent with the request: their definitions count too. */
+  tools?: ToolSpec[];
 }
 
 /**
@@ -73,7 +77,7 @@ export async function fitRequest(
 ): Promise<FittedRequest> {
   const budget = agent.budget;
   const settings = agent.config.config.context;
-  if (!budget) return { messages, used: 0 };
+  if (!budget) return { messages, used: 0, tools: opts.tools };
   await client.prepare?.(opts.signal);
   const window = await client.contextWindow?.().catch(() => undefined);
   agent.rememberWindow(client, window);
@@ -82,11 +86,13 @@ export async function fitRequest(
       messages,
       used: budget.estimate(messages),
       maxTokens: settings.reply_reserve || undefined,
+      tools: opts.tools,
     };
   }
   const reserve = replyReserve(window, settings.reply_reserve);
   const room = window - reserve;
-  const used = await budget.measure(messages, client);
+  const tools = await toolsThatFit(agent, client, room, opts);
+  const used = await budget.measure(messages, client, tools);
   if (used <= room) {
     if (used >= WARN_AT * room) {
       opts.err.write(
@@ -98,7 +104,7 @@ export async function fitRequest(
           }\n`,
       );
     }
-    return { messages, maxTokens: reserve, used, window };
+    return { messages, maxTokens: reserve, used, window, tools };
   }
   const refuse = (needed: number, why: string) =>
     new BudgetError(
@@ -120,6 +126,7 @@ export async function fitRequest(
   const floor = await budget.measure(
     [...messages.slice(0, head), ...messages.slice(starts.at(-1))],
     client,
+    tools,
   );
   if (window - floor < Math.min(MIN_REPLY, reserve)) {
     throw refuse(
@@ -133,10 +140,10 @@ export async function fitRequest(
     maxTokens: Math.min(reserve, Math.max(64, Math.floor(window * 0.15))),
     keepTurns: settings.keep_turns,
     signal: opts.signal,
-    fits: async (candidate) => await budget.measure(candidate, client) <= room,
+    fits: async (candidate) => await budget.measure(candidate, client, tools) <= room,
   });
   if (!compacted) throw refuse(used, "shorten the prompt, or /clear");
-  const after = await budget.measure(compacted.messages, client);
+  const after = await budget.measure(compacted.messages, client, tools);
   if (window - after < Math.min(MIN_REPLY, reserve)) {
     throw refuse(
       after,
@@ -161,6 +168,7 @@ export async function fitRequest(
     maxTokens: Math.min(reserve, window - after),
     used: after,
     window,
+    tools,
     compacted: {
       summarized: compacted.summarized,
       before: used,
@@ -170,6 +178,33 @@ export async function fitRequest(
       ms: compacted.ms,
     },
   };
+}
+
+/** Clients already told that their window is too small for the tool definitions. */
+const toldTooSmall = new WeakSet<LLMClient>();
+
+/**
+ * The tools of `opts`, unless their definitions would take more than half the room for the
+ * request: a small window then gets no tools rather than no room (said once per backend).
+ */
+async function toolsThatFit(
+  agent: Agent,
+  client: LLMClient,
+  room: number,
+  opts: FitOptions,
+): Promise<ToolSpec[] | undefined> {
+  const tools = opts.tools;
+  if (!tools?.length || !agent.budget) return tools;
+  const cost = await agent.budget.text(JSON.stringify(tools), client);
+  if (cost <= room / 2) return tools;
+  if (!toldTooSmall.has(client)) {
+    toldTooSmall.add(client);
+    opts.err.write(
+      `⚠ No tools offered to ${client.model}: their definitions take ${cost} tokens, more than ` +
+        `half of the ${room} left for the request in its window (/tools lists them)\n`,
+    );
+  }
+  return undefined;
 }
 
 /**
@@ -190,7 +225,6 @@ function replaceHistory(
 
 /** How to send a fitted request. */
 export interface SendOptions extends FitOptions, Pick<ChatOptions, "onToken" | "onReasoning"> {
-  tools?: ChatOptions["tools"];
   /** Called when the fitted request is about to be sent (e.g. to start a spinner). */
   onSend?: (fitted: FittedRequest) => void;
 }
@@ -214,7 +248,7 @@ export async function sendFitted(
       const result = await client.chat(fitted.messages, {
         signal: opts.signal,
         maxTokens: fitted.maxTokens,
-        tools: opts.tools,
+        tools: fitted.tools,
         onToken(token) {
           streamed = true;
           opts.onToken(token);

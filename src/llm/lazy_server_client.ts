@@ -6,7 +6,14 @@
  * @module
  */
 import type { RunningServer } from "../runtime/server.ts";
-import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
+import type {
+  ChatOptions,
+  ChatResult,
+  LLMClient,
+  Message,
+  ToolSpec,
+  ToolSupport,
+} from "../types.ts";
 import { OpenAICompatClient } from "./openai_compat.ts";
 
 /** How to start the server and talk to it. */
@@ -124,8 +131,14 @@ export class LazyServerClient implements LLMClient {
   }
 
   /** The whole request through the server's chat template, once it runs. */
-  async countPrompt(messages: Message[]): Promise<number | undefined> {
-    return this.server ? await this.#inner?.countPrompt(messages) : undefined;
+  async countPrompt(messages: Message[], tools?: ToolSpec[]): Promise<number | undefined> {
+    return this.server ? await this.#inner?.countPrompt(messages, tools) : undefined;
+  }
+
+  /** Whether the server's chat template takes tools (the server is started to ask it). */
+  async toolSupport(): Promise<ToolSupport> {
+    const inner = await this.ensureStarted();
+    return await inner.toolSupport();
   }
 
   /** Stops the server but keeps the client: the next message starts it again. */

@@ -11,6 +11,7 @@ import { HarveyError } from "../errors.ts";
 import { LogRing } from "../runtime/log_ring.ts";
 import { findOnPath, isExecutable, launch, signalProcess } from "../runtime/spawn.ts";
 import { childEnv } from "../security/child_env.ts";
+import type { Sandbox } from "../security/sandbox.ts";
 import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
 import { ThinkSplitter } from "./reasoning.ts";
 import { generationRate } from "./stats.ts";
@@ -219,6 +220,11 @@ export interface LlamaCliOptions {
   maxTokens?: number;
   /** Harvey's environment; the child gets the filtered allowlist of it. */
   env: Record<string, string>;
+  /**
+   * The OS sandbox every run and count goes in (read-only, no network; the machine's devices
+   * for a GPU), when there is one.
+   */
+  sandbox?: Sandbox;
 }
 
 /**
@@ -280,10 +286,12 @@ export class LlamaCliClient implements LLMClient {
     const args = llamaCliArgs({ ...this.#opts, maxTokens }, file ? { file } : { text: prompt });
     let child: Deno.ChildProcess;
     try {
-      child = launch(this.#opts.program.path, args, {
-        env: childEnv(this.#opts.env),
-        setpriv: this.#setpriv,
-      });
+      const [command, ...rest] = await this.#sandboxed(
+        [this.#opts.program.path, ...args],
+        file,
+        true,
+      );
+      child = launch(command, rest, { env: this.#env(), setpriv: this.#setpriv });
     } catch (err) {
       if (file) await Deno.remove(file).catch(() => {});
       throw new HarveyError(
@@ -370,6 +378,23 @@ export class LlamaCliClient implements LLMClient {
     };
   }
 
+  /** `argv` inside the sandbox (when there is one), with `file` readable in it. */
+  async #sandboxed(argv: string[], file: string | undefined, devices: boolean): Promise<string[]> {
+    const sandbox = this.#opts.sandbox;
+    if (!sandbox || !(await sandbox.status()).available) return argv;
+    return await sandbox.argv(argv, {
+      network: false,
+      writable: false,
+      readable: file ? [file] : undefined,
+      devices,
+    });
+  }
+
+  /** The child's environment: the filtered one, and what the sandbox adds. */
+  #env(): Record<string, string> {
+    return { ...childEnv(this.#opts.env), ...this.#opts.sandbox?.env() };
+  }
+
   /**
    * The exact tokens of the prompt a run is given, counted by `llama-tokenize` (which ships
    * beside llama-completion) with the model's own vocabulary; undefined without it.
@@ -380,9 +405,14 @@ export class LlamaCliClient implements LLMClient {
     const file = await Deno.makeTempFile({ prefix: "harvey_count_", suffix: ".txt" });
     try {
       await Deno.writeTextFile(file, chatmlPrompt(messages));
-      const out = await new Deno.Command(tokenizer, {
-        args: ["-m", this.#opts.modelPath, "-f", file, "--ids", "--log-disable"],
-        env: childEnv(this.#opts.env),
+      const [command, ...args] = await this.#sandboxed(
+        [tokenizer, "-m", this.#opts.modelPath, "-f", file, "--ids", "--log-disable"],
+        file,
+        false,
+      );
+      const out = await new Deno.Command(command, {
+        args,
+        env: this.#env(),
         clearEnv: true,
         stdin: "null",
         stdout: "piped",

@@ -4,20 +4,34 @@
  * @module
  */
 import { HarveyError } from "../errors.ts";
-import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
+import type {
+  ChatOptions,
+  ChatResult,
+  LLMClient,
+  Message,
+  ToolCall,
+  ToolSupport,
+} from "../types.ts";
 import { explainFetchError, httpError, withTimeout } from "./errors.ts";
 import { readLines } from "./ndjson.ts";
 import { ThinkSplitter } from "./reasoning.ts";
 import { generationRate } from "./stats.ts";
+import { ollamaMessages, ollamaToolCalls, ollamaTools } from "./tool_wire.ts";
 
 interface OllamaChunk {
-  message?: { content?: string; thinking?: string };
+  message?: { content?: string; thinking?: string; tool_calls?: unknown };
   done?: boolean;
   done_reason?: string;
   error?: string;
   eval_count?: number;
   eval_duration?: number;
   prompt_eval_count?: number;
+}
+
+/** What `/api/show` says of a model, as far as Harvey reads it. */
+interface OllamaShow {
+  model_info?: Record<string, unknown>;
+  capabilities?: string[];
 }
 
 /** How an {@link OllamaClient} talks to its server. */
@@ -41,6 +55,7 @@ export class OllamaClient implements LLMClient {
   readonly #what: string;
   readonly #numCtx: number;
   #window?: Promise<number | undefined>;
+  #shown?: Promise<OllamaShow | undefined>;
 
   /** `baseUrl` like `http://localhost:11434`. */
   constructor(readonly baseUrl: string, readonly model: string, opts: OllamaOptions = {}) {
@@ -61,26 +76,49 @@ export class OllamaClient implements LLMClient {
 
   async #readWindow(): Promise<number | undefined> {
     const wanted = this.#numCtx > 0 ? this.#numCtx : undefined;
-    try {
-      const res = await fetch(`${this.baseUrl}/api/show`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ model: this.model }),
-        signal: AbortSignal.timeout(5_000),
-      });
-      if (!res.ok) {
-        await res.body?.cancel();
-        return wanted;
+    const info = (await this.#show())?.model_info ?? {};
+    const arch = info["general.architecture"];
+    const trained = info[`${arch}.context_length`];
+    if (typeof trained !== "number" || trained <= 0) return wanted;
+    return wanted ? Math.min(wanted, trained) : trained;
+  }
+
+  /** `/api/show` of the model, asked once; undefined when Ollama does not answer it. */
+  #show(): Promise<OllamaShow | undefined> {
+    this.#shown ??= (async () => {
+      try {
+        const res = await fetch(`${this.baseUrl}/api/show`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: this.model }),
+          signal: AbortSignal.timeout(5_000),
+        });
+        if (!res.ok) {
+          await res.body?.cancel();
+          return undefined;
+        }
+        return await res.json() as OllamaShow;
+      } catch {
+        this.#shown = undefined; // ask again next time
+        return undefined;
       }
-      const info = ((await res.json()) as { model_info?: Record<string, unknown> }).model_info ??
-        {};
-      const arch = info["general.architecture"];
-      const trained = info[`${arch}.context_length`];
-      if (typeof trained !== "number" || trained <= 0) return wanted;
-      return wanted ? Math.min(wanted, trained) : trained;
-    } catch {
-      return wanted;
-    }
+    })();
+    return this.#shown;
+  }
+
+  /** Whether the model takes tools: `/api/show` lists the `tools` capability. */
+  async toolSupport(): Promise<ToolSupport> {
+    const show = await this.#show();
+    if (!show) return { native: false, reason: `${this.#what} did not answer /api/show` };
+    const caps = Array.isArray(show.capabilities) ? show.capabilities : [];
+    return caps.includes("tools")
+      ? { native: true, reason: `${this.model} lists the tools capability (/api/show)` }
+      : {
+        native: false,
+        reason: `${this.model} does not list the tools capability (/api/show: ${
+          caps.join(", ") || "none"
+        })`,
+      };
   }
 
   /**
@@ -96,6 +134,7 @@ export class OllamaClient implements LLMClient {
     let replyTokens = 0;
     let reasoningTokens = 0;
     let firstAt = 0;
+    const toolCalls: ToolCall[] = [];
     const emit = (part: { content: string; reasoning: string }) => {
       if (part.reasoning) {
         reasoningTokens++;
@@ -113,7 +152,8 @@ export class OllamaClient implements LLMClient {
         headers: { "content-type": "application/json" },
         body: JSON.stringify({
           model: this.model,
-          messages: messages.map((m) => ({ role: m.role, content: m.content })),
+          messages: ollamaMessages(messages),
+          ...(opts.tools?.length ? { tools: ollamaTools(opts.tools) } : {}),
           stream: true,
           ...(Object.keys(options).length ? { options } : {}),
         }),
@@ -139,6 +179,10 @@ export class OllamaClient implements LLMClient {
           opts.onReasoning?.(thinking);
         }
         if (text) emit(split.push(text));
+        if (chunk.message?.tool_calls) {
+          firstAt ||= performance.now();
+          toolCalls.push(...ollamaToolCalls(chunk.message.tool_calls, toolCalls.length));
+        }
         if (chunk.done) {
           emit(split.flush());
           const evalCount = chunk.eval_count ?? replyTokens;
@@ -152,7 +196,10 @@ export class OllamaClient implements LLMClient {
             tokensPerSec: evalNs > 0
               ? evalCount / (evalNs / 1e9)
               : generationRate(evalCount, firstAt, endedAt),
-            finishReason: chunk.done_reason,
+            finishReason: toolCalls.length && chunk.done_reason === "stop"
+              ? "tool_calls"
+              : chunk.done_reason,
+            ...(toolCalls.length ? { toolCalls } : {}),
           };
         }
       }

@@ -5,10 +5,18 @@
  */
 import { loadOpenAI } from "../deps.ts";
 import { HarveyError } from "../errors.ts";
-import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
+import type {
+  ChatOptions,
+  ChatResult,
+  LLMClient,
+  Message,
+  ToolSpec,
+  ToolSupport,
+} from "../types.ts";
 import { ContextOverflowError, explainFetchError, httpError, withTimeout } from "./errors.ts";
 import { ThinkSplitter } from "./reasoning.ts";
 import { generationRate } from "./stats.ts";
+import { openAIMessages, openAITools, ToolCallAccumulator } from "./tool_wire.ts";
 
 /** How to reach an OpenAI-compatible server. */
 export interface OpenAICompatOptions {
@@ -137,6 +145,7 @@ export class OpenAICompatClient implements LLMClient {
     let usageReasoning = 0;
     let tps = 0;
     let finishReason: string | undefined;
+    const calls = new ToolCallAccumulator();
     const emit = (part: { content: string; reasoning: string }) => {
       if (part.reasoning) {
         reasoningDeltas++;
@@ -147,10 +156,9 @@ export class OpenAICompatClient implements LLMClient {
     try {
       const stream = await sdk.chat.completions.create({
         model: this.model,
-        messages: messages.map((m) => ({
-          role: m.role === "tool" ? "user" : m.role,
-          content: m.content,
-        })),
+        // The SDK's message types are wider than what is sent; the wire shape is tool_wire's.
+        messages: openAIMessages(messages) as never,
+        ...(opts.tools?.length ? { tools: openAITools(opts.tools) as never } : {}),
         stream: true,
         stream_options: { include_usage: true },
         ...(opts.maxTokens ? { max_tokens: opts.maxTokens } : {}),
@@ -158,8 +166,12 @@ export class OpenAICompatClient implements LLMClient {
       for await (const chunk of stream) {
         const choice = chunk.choices?.[0];
         const delta = choice?.delta as
-          | { content?: string | null; reasoning_content?: string | null }
+          | { content?: string | null; reasoning_content?: string | null; tool_calls?: unknown }
           | undefined;
+        if (delta?.tool_calls) {
+          firstAt ||= performance.now();
+          calls.add(delta.tool_calls);
+        }
         const reasoning = delta?.reasoning_content;
         const text = delta?.content;
         if (reasoning || text) {
@@ -199,6 +211,7 @@ export class OpenAICompatClient implements LLMClient {
     }
     const endedAt = performance.now();
     const reply = usageReply || deltas;
+    const toolCalls = calls.calls();
     return {
       promptTokens,
       replyTokens: reply,
@@ -206,6 +219,7 @@ export class OpenAICompatClient implements LLMClient {
       elapsedMs: endedAt - started,
       tokensPerSec: tps || generationRate(reply, firstAt, endedAt),
       finishReason,
+      ...(toolCalls.length ? { toolCalls } : {}),
     };
   }
 
@@ -363,15 +377,13 @@ export class OpenAICompatClient implements LLMClient {
    * `/apply-template`, then `/tokenize` of that prompt (special tokens as the chat parses
    * them). Undefined when the server has no `/apply-template`; it is then not asked again.
    */
-  async countPrompt(messages: Message[]): Promise<number | undefined> {
+  async countPrompt(messages: Message[], tools?: ToolSpec[]): Promise<number | undefined> {
     if (this.#template === false || this.#tokenize === false) return undefined;
     try {
       const res = await this.#postJson("/apply-template", {
         model: this.model,
-        messages: messages.map((m) => ({
-          role: m.role === "tool" ? "user" : m.role,
-          content: m.toolCalls?.length ? `${m.content}\n${JSON.stringify(m.toolCalls)}` : m.content,
-        })),
+        messages: openAIMessages(messages),
+        ...(tools?.length ? { tools: openAITools(tools) } : {}),
       });
       if (!res.ok) {
         await res.body?.cancel();
@@ -411,6 +423,50 @@ export class OpenAICompatClient implements LLMClient {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Whether the server takes tools: llama-server reports its chat template's capabilities in
+   * `/props` (`chat_template_caps.supports_tools`, with `--jinja`); a server without `/props`
+   * (a cloud endpoint, vLLM, LM Studio…) is taken at its OpenAI-compatible word.
+   */
+  async toolSupport(): Promise<ToolSupport> {
+    let res: Response;
+    try {
+      res = await this.#get(
+        `/props${this.#router ? `?model=${encodeURIComponent(this.model)}` : ""}`,
+        {
+          signal: AbortSignal.timeout(10_000),
+        },
+      );
+    } catch {
+      return { native: false, reason: `${this.#what} does not answer` };
+    }
+    if (res.status === 404 || res.status === 405) {
+      await res.body?.cancel();
+      return { native: true, reason: "an OpenAI-compatible API without /props: tools are sent" };
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      return { native: false, reason: `${this.#what} answered ${res.status} to /props` };
+    }
+    const props = await res.json().catch(() => ({})) as {
+      chat_template_caps?: { supports_tools?: boolean; supports_tool_calls?: boolean };
+    };
+    const caps = props.chat_template_caps;
+    if (!caps || caps.supports_tools === undefined) {
+      return {
+        native: false,
+        reason: "the server reports no chat_template_caps in /props (llama-server needs --jinja)",
+      };
+    }
+    return caps.supports_tools
+      ? { native: true, reason: "its chat template supports tools (/props chat_template_caps)" }
+      : {
+        native: false,
+        reason:
+          `the chat template of ${this.model} does not support tools (/props chat_template_caps)`,
+      };
   }
 
   /** Stops what this client started (a local server), if anything. */

@@ -38,6 +38,16 @@ export interface RunProgramOptions {
   onOutput?: (text: string) => void;
   /** Bytes of output kept in the result (default 8 KiB). */
   captureBytes?: number;
+  /**
+   * Asked after every refusal has had its say and before the program starts (the model's
+   * approval): false declines it, and {@linkcode DeclinedError} is thrown.
+   */
+  confirm?: () => Promise<boolean>;
+}
+
+/** The command was not run: {@linkcode RunProgramOptions.confirm} said no. */
+export class DeclinedError extends HarveyError {
+  override name = "DeclinedError";
 }
 
 /** How a command ended, and how it ran. */
@@ -108,6 +118,10 @@ export async function runProgram(
   }
 
   const where = sandbox ? " (sandboxed)" : "";
+  if (opts.confirm && !await opts.confirm()) {
+    agent.audit?.record("run", `${shown}${where}: declined by the user`, "denied");
+    throw new DeclinedError(`${shown} was declined`);
+  }
   agent.audit?.record("run", `${shown}${where}`, "allowed");
   let result: RunResult;
   try {

@@ -1,18 +1,23 @@
 /**
- * One prompt turn: fit the request into the window, stream the reply token by token (reasoning
- * dimmed, kept out of the history), stats, history, recorder.
+ * One prompt turn: the agent loop (`src/agent/loop.ts`) with every request fitted into the
+ * backend's window (`sendFitted`: the oldest turns may be summarized), the reply streamed as it
+ * arrives (reasoning dimmed, kept out of the history), each tool call approved, run and shown
+ * as one line, then the stats line, the history and the recorder.
  *
  * @module
  */
 import type { Agent } from "../agent.ts";
+import { TurnApprover } from "../agent/approval.ts";
+import { type LoopResult, runToolLoop } from "../agent/loop.ts";
 import { needClient } from "../commands/registry.ts";
 import { describeError, HarveyError } from "../errors.ts";
 import { isAbort } from "../llm/errors.ts";
-import { sendFitted } from "../llm/fit.ts";
+import { type FittedRequest, sendFitted } from "../llm/fit.ts";
 import { formatStats } from "../llm/stats.ts";
-import type { LLMClient, Message, Output } from "../types.ts";
-import { escapeControls } from "../util/terminal_text.ts";
-import { Spinner } from "./spinner.ts";
+import { ChangeSet } from "../ops/changes.ts";
+import { offeredTools } from "../tools/index.ts";
+import type { ChatResult, ChatStats, LLMClient, Message, Output } from "../types.ts";
+import { type TurnDisplay, TurnView } from "./turn_view.ts";
 
 /** Where a turn writes, and how. */
 export interface TurnIO {
@@ -22,6 +27,8 @@ export interface TurnIO {
   /** Draw the spinner (terminals only). */
   spinner: boolean;
   color: boolean;
+  /** Shows the turn another way than {@linkcode TurnView} does (a program's JSON events). */
+  display?: (agent: Agent, opts: { label?: string }) => TurnDisplay;
 }
 
 /** Marks a reply that Ctrl-C cut short, in the history. */
@@ -30,12 +37,19 @@ export const INTERRUPTED_MARK = "[interrupted by the user]";
 /** Marks a reply that the server stopped sending before it was complete, in the history. */
 export const CUT_OFF_MARK = "[interrupted: the server stopped before the reply was complete]";
 
+/** The most characters one tool result may have, however large the window. */
+const RESULT_CAP_CHARS = 24_000;
+/** The fewest characters a result is given, however full the window (the request is then refused). */
+const RESULT_FLOOR_CHARS = 400;
+/** Characters per token when turning room in the window into a result's size (conservative). */
+const CHARS_PER_TOKEN = 3;
+
 /**
  * Sends `input` with the whole history to the agent's backend (or `opts.client`, for `@route`
- * turns), printing the reply as it arrives. The request is fitted into the backend's window
- * first (`sendFitted`: the oldest turns may be summarized). The history gets the turn only
- * when a reply came back; a reply cut short (Ctrl-C, a server that went away) is kept,
- * marked as such.
+ * turns), printing the reply as it arrives and running the tools it calls, round after round,
+ * until the model answers without a call. The history gets the turn when something came back:
+ * a reply cut short (Ctrl-C, a server that went away) is kept, marked as such, and so is every
+ * call made before, each with its result.
  */
 export async function runPrompt(
   agent: Agent,
@@ -55,103 +69,168 @@ export async function runPrompt(
     }
   }
   const user: Message = { role: "user", content: prompt };
-  const showReasoning = agent.config.config.context.show_reasoning;
-  const dim = (text: string) => io.color ? `\x1b[2m${text}\x1b[0m` : text;
-  let spinner: Spinner | undefined;
-  let labelled = false;
-  let reply = "";
-  let reasoning = 0;
-  let reasoningOpen = false;
-  // Called when the fitted request goes out (again, after a refusal as too long).
-  const begin = () => {
-    if (!labelled && opts.label) io.out.write(`${opts.label}\n`);
-    labelled = true;
-    spinner?.stop();
-    spinner = io.spinner
-      ? new Spinner((t) => io.err.write(t), agent.stats.estimateMs(), io.color)
-      : undefined;
-    spinner?.start();
-  };
-  // A line said while the spinner runs (the refusal before a retry) goes on a clean line.
-  const lines: Output = {
-    write(text) {
-      spinner?.stop();
-      io.err.write(text);
-    },
-  };
-  const endReasoning = () => {
-    if (reasoningOpen) io.err.write("\n");
-    reasoningOpen = false;
-  };
-  let sent: Awaited<ReturnType<typeof sendFitted>>;
+  const view = io.display?.(agent, { label: opts.label }) ??
+    new TurnView(agent, io, { label: opts.label });
+  const say = (text: string) => view.notices.write(text);
+  const { tools } = await offeredTools(agent, client);
+  const settings = agent.config.config.tools;
+  const approver = new TurnApprover(agent, {
+    policy: settings.approve,
+    yes: agent.settings.yes,
+    out: view.out,
+    color: io.color,
+    hold: (ask) => view.hold(ask),
+  });
+  const changes = new ChangeSet(agent);
+  let fitted: FittedRequest | undefined;
+  let last: ChatResult | undefined;
+  let room = Infinity; // tokens left in the window for tool results
+  let text = "";
+  const transcript: string[] = [];
+
+  let loop: LoopResult;
   try {
-    sent = await sendFitted(agent, client, [...agent.history, user], {
-      err: lines,
+    loop = await runToolLoop(agent, [...agent.history, user], {
+      tools,
+      maxCalls: settings.max_calls,
       signal: io.signal,
-      onSend: begin,
-      onToken(token) {
-        spinner?.stop();
-        endReasoning();
-        reply += token;
-        io.out.write(escapeControls(token));
+      context: {
+        approve: (request) => approver.approve(request),
+        write: (files) =>
+          changes.write(files, { audit: "tool", by: "the model's edits of the last turn" }),
+        onOutput: (t) => view.callOutput(t),
       },
-      onReasoning(token) {
-        spinner?.stop();
-        reasoning++;
-        if (!showReasoning) return;
-        reasoningOpen = true;
-        io.err.write(dim(escapeControls(token)));
+      resultRoom() {
+        const chars = Number.isFinite(room) ? room * CHARS_PER_TOKEN : RESULT_CAP_CHARS;
+        return Math.max(RESULT_FLOOR_CHARS, Math.min(RESULT_CAP_CHARS, chars));
+      },
+      hooks: {
+        async round(messages, specs) {
+          text = "";
+          try {
+            const sent = await sendFitted(agent, client, messages, {
+              err: view.notices,
+              signal: io.signal,
+              tools: specs,
+              onSend: () => view.beginRound(),
+              onToken(t) {
+                text += t;
+                view.token(t);
+              },
+              onReasoning: (t) => view.thinking(t),
+            });
+            fitted = sent.fitted;
+            last = sent.result;
+            if (fitted.window) {
+              const reserve = fitted.maxTokens ?? 0;
+              room = fitted.window - reserve - fitted.used - sent.result.replyTokens;
+            }
+            return {
+              text,
+              result: sent.result,
+              sent: fitted.messages === messages ? undefined : fitted.messages,
+            };
+          } catch (err) {
+            if (isAbort(err, io.signal)) return { text, interrupted: true };
+            throw err;
+          } finally {
+            view.endRound();
+            if (text) transcript.push(text);
+          }
+        },
+        callStarted: (call, subject) => view.callStarted(call, subject),
+        callEnded(call, outcome) {
+          view.callEnded(call, outcome);
+          room -= Math.ceil(outcome.content.length / CHARS_PER_TOKEN);
+          transcript.push(`● ${call.name} — ${outcome.summary}`);
+        },
       },
     });
   } catch (err) {
-    spinner?.stop();
-    endReasoning();
-    if (reply && !reply.endsWith("\n")) io.out.write("\n");
-    if (isAbort(err, io.signal)) {
-      if (!reply) {
-        io.err.write(
-          reasoning
-            ? "⏹ Interrupted while the model was reasoning; nothing was added to the history\n"
-            : "⏹ Interrupted before the reply began; nothing was added to the history\n",
-        );
-        return;
-      }
-      io.err.write("⏹ Interrupted — the partial reply is kept in the history\n");
-      await keep(agent, input, user, `${reply}\n${INTERRUPTED_MARK}`);
-      return;
-    }
-    // A reply the server stopped sending in the middle is kept, marked, and the error said.
-    if (reply) await keep(agent, input, user, `${reply}\n${CUT_OFF_MARK}`);
+    view.close();
+    // What the loop did before the failure stays; a reply the server stopped sending in the
+    // middle is kept, marked, and the error said.
+    const kept = [...(err as { partial?: Message[] }).partial ?? []];
+    if (text) kept.push({ role: "assistant", content: `${text}\n${CUT_OFF_MARK}` });
+    if (kept.length) await keep(agent, input, user, kept, transcript);
     throw err instanceof HarveyError ? err : new HarveyError(describeError(err));
   }
-  spinner?.stop();
-  endReasoning();
-  const { result, fitted } = sent;
-  if (reply && !reply.endsWith("\n")) io.out.write("\n");
-  agent.stats.add(result);
-  const percent = fitted.window
-    ? ((result.promptTokens + result.replyTokens || fitted.used) / fitted.window) * 100
-    : undefined;
-  const line = formatStats(result, percent);
-  io.err.write(io.color ? `\x1b[2m${line}\x1b[0m\n` : `${line}\n`);
-  const cut = result.finishReason === "length" ? cutLine(fitted.maxTokens) : undefined;
-  if (!reply.trim()) {
-    io.err.write(
-      `⚠ ${
-        reasoning
-          ? `The model only reasoned (${
-            result.reasoningTokens ?? reasoning
-          } tokens) and gave no answer${cut ? ", cut at the reply limit" : ""}`
-          : "The model returned an empty reply"
-      }; nothing was added to the history — ask again${
-        cut ? ", or raise context.reply_reserve in agents/harvey.yaml" : ""
-      }\n`,
+  view.close();
+  const { messages } = loop;
+  const final = messages.at(-1)!;
+  if (loop.stopped === "interrupted") {
+    if (messages.length === 1 && !final.content) {
+      say(
+        view.reasoning
+          ? "⏹ Interrupted while the model was reasoning; nothing was added to the history\n"
+          : "⏹ Interrupted before the reply began; nothing was added to the history\n",
+      );
+      return;
+    }
+    if (final.role === "assistant") {
+      final.content = final.content ? `${final.content}\n${INTERRUPTED_MARK}` : INTERRUPTED_MARK;
+    }
+    say(
+      final.role === "tool"
+        ? "⏹ Interrupted — the tool call was stopped; the turn so far is kept in the history\n"
+        : "⏹ Interrupted — the partial reply is kept in the history\n",
     );
+    await keep(agent, input, user, messages, transcript);
     return;
   }
-  if (cut) io.err.write(`${cut}\n`);
-  agent.history.push(user, { role: "assistant", content: reply });
-  await agent.recorder?.turn(input, reply, line);
+  const stats = totals(loop.rounds);
+  agent.stats.add(stats);
+  const percent = fitted?.window
+    ? ((stats.promptTokens + (last?.replyTokens ?? 0) || fitted.used) / fitted.window) * 100
+    : undefined;
+  const calls = loop.calls ? ` · ${loop.calls} tool ${loop.calls === 1 ? "call" : "calls"}` : "";
+  const line = formatStats(stats, percent).replace(/( · context|$)/, `${calls}$1`);
+  view.stats(stats, line);
+  const cut = last?.finishReason === "length" ? cutLine(fitted?.maxTokens) : undefined;
+  if (loop.stopped === "limit") {
+    say(
+      `⚠ The turn stopped after ${loop.calls} tool calls (tools.max_calls in agents/harvey.yaml); ` +
+        'say "continue" to let the model go on\n',
+    );
+  } else if (loop.stopped === "quit") {
+    say("The turn was ended at your request; what was done so far is in the history\n");
+  } else if (!final.content.trim()) {
+    if (messages.length === 1) {
+      say(
+        `⚠ ${
+          view.reasoning
+            ? `The model only reasoned (${
+              stats.reasoningTokens ?? view.reasoning
+            } tokens) and gave no answer${cut ? ", cut at the reply limit" : ""}`
+            : "The model returned an empty reply"
+        }; nothing was added to the history — ask again${
+          cut ? ", or raise context.reply_reserve in agents/harvey.yaml" : ""
+        }\n`,
+      );
+      return;
+    }
+    say("⚠ The model gave no answer after its tool calls — ask it to sum up\n");
+  }
+  if (cut) say(`${cut}\n`);
+  await keep(agent, input, user, messages, transcript, line);
+}
+
+/** The stats of a whole turn: its requests' tokens and time added up. */
+function totals(rounds: ChatResult[]): ChatStats {
+  const replyTokens = rounds.reduce((n, r) => n + r.replyTokens, 0);
+  const reasoning = rounds.reduce((n, r) => n + (r.reasoningTokens ?? 0), 0);
+  // Generation time of each request, from its own rate; the turn's rate is their average.
+  const genMs = rounds.reduce(
+    (n, r) => n + (r.tokensPerSec > 0 ? (r.replyTokens / r.tokensPerSec) * 1000 : 0),
+    0,
+  );
+  return {
+    promptTokens: rounds.at(-1)?.promptTokens ?? 0,
+    replyTokens,
+    reasoningTokens: reasoning || undefined,
+    elapsedMs: rounds.reduce((n, r) => n + r.elapsedMs, 0),
+    tokensPerSec: genMs > 0 ? replyTokens / (genMs / 1000) : 0,
+  };
 }
 
 /** The line for a reply the server cut at its limit. */
@@ -161,7 +240,14 @@ function cutLine(limit: number | undefined): string {
     "context.reply_reserve in agents/harvey.yaml";
 }
 
-async function keep(agent: Agent, input: string, user: Message, reply: string): Promise<void> {
-  agent.history.push(user, { role: "assistant", content: reply });
-  await agent.recorder?.turn(input, reply);
+async function keep(
+  agent: Agent,
+  input: string,
+  user: Message,
+  added: Message[],
+  transcript: string[],
+  footer?: string,
+): Promise<void> {
+  agent.history.push(user, ...added);
+  await agent.recorder?.turn(input, transcript.join("\n\n"), footer);
 }

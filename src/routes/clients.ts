@@ -13,7 +13,14 @@ import { AnthropicClient } from "../llm/anthropic.ts";
 import { TimeoutError } from "../llm/errors.ts";
 import { OllamaClient } from "../llm/ollama.ts";
 import { OpenAICompatClient } from "../llm/openai_compat.ts";
-import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
+import type {
+  ChatOptions,
+  ChatResult,
+  LLMClient,
+  Message,
+  ToolSpec,
+  ToolSupport,
+} from "../types.ts";
 import { isLoopback, isProvider, PROVIDER_DEFAULTS } from "./providers.ts";
 
 /** The URL of a route: its own, else its provider's default (empty when neither). */
@@ -162,8 +169,13 @@ class RedactingClient implements LLMClient {
     return await this.inner.countTokens?.(text).catch(() => undefined);
   }
 
-  async countPrompt(messages: Message[]): Promise<number | undefined> {
-    return await this.inner.countPrompt?.(messages).catch(() => undefined);
+  async countPrompt(messages: Message[], tools?: ToolSpec[]): Promise<number | undefined> {
+    return await this.inner.countPrompt?.(messages, tools).catch(() => undefined);
+  }
+
+  async toolSupport(): Promise<ToolSupport> {
+    return await this.inner.toolSupport?.() ??
+      { native: false, reason: `route ${this.opts.label} cannot tell whether it takes tools` };
   }
 
   #clean(err: unknown): unknown {

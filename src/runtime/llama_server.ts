@@ -31,7 +31,7 @@ export interface LlamaServerOptions {
 
 /**
  * The arguments of `llama-server` for `modelPath`:
- * `-m MODEL --host 127.0.0.1 --port P [-c N] [-ngl N] …extra`.
+ * `-m MODEL --host 127.0.0.1 --port P [-c N] [-ngl N] …extra --jinja`.
  */
 export function llamaServerArgs(
   modelPath: string,
@@ -41,7 +41,11 @@ export function llamaServerArgs(
   const args = ["-m", resolve(modelPath), "--host", "127.0.0.1", "--port", String(port)];
   if (opts.ctxSize !== undefined) args.push("-c", String(opts.ctxSize));
   if (opts.gpuLayers !== undefined) args.push("-ngl", String(opts.gpuLayers));
-  return [...args, ...(opts.extraArgs ?? [])];
+  const extra = opts.extraArgs ?? [];
+  // --jinja: the model's own chat template renders tools (the default of recent builds);
+  // extra arguments that say otherwise (`--no-jinja`) win.
+  const jinja = extra.some((a) => a === "--jinja" || a === "--no-jinja") ? [] : ["--jinja"];
+  return [...args, ...extra, ...jinja];
 }
 
 /**

@@ -44,6 +44,10 @@ export interface SandboxOptions {
   writable: boolean;
   /** Where it starts (default: the workspace root). */
   cwd?: string;
+  /** Files it must read that lie in a place it sees empty (a prompt file in `/tmp`). */
+  readable?: string[];
+  /** It needs the machine's devices (a model runner offloading to a GPU). */
+  devices?: boolean;
 }
 
 /** What a {@linkcode Sandbox} is built from. */
@@ -153,6 +157,8 @@ export class Sandbox {
       maskFiles: [...found.maskFiles, ...masks.files],
       maskDirs: [...found.maskDirs, ...masks.dirs],
       emptyFile: await this.#empty(),
+      readable: opts.readable,
+      devices: opts.devices,
     };
     if (this.#os === "darwin") {
       this.#tmpDir ??= await Deno.realPath(await Deno.makeTempDir({ prefix: "harvey-sandbox-" }));

@@ -25,6 +25,10 @@ export interface SandboxPlan {
   emptyFile: string;
   /** macOS only: the private temporary folder (`TMPDIR`) the command may write. */
   tmpDir?: string;
+  /** Files the command must read although they lie where it sees an empty folder (`/tmp`). */
+  readable?: string[];
+  /** The machine's devices (a GPU) instead of a fresh, minimal `/dev`. */
+  devices?: boolean;
 }
 
 /**
@@ -74,8 +78,10 @@ export const HOME_CREDENTIALS: readonly string[] = [
  * fresh `/dev`, `/proc` (of its own pid namespace), `/tmp` and `/run`; the workspace bound
  * writable (or read-only), then `readOnly` bound read-only and the masks on top; no network
  * unless `plan.network`; every capability dropped (it matters when Harvey runs as root: a
- * root process keeping `CAP_SYS_ADMIN` could remount `/` read-write); `--die-with-parent`
- * and `--new-session`.
+ * root process keeping `CAP_SYS_ADMIN` could remount `/` read-write); `--die-with-parent`.
+ * No `--new-session`: the command has no terminal to inject into (Harvey starts it in a session
+ * of its own, without one), and staying in bwrap's process group is what lets a stop reach it
+ * even when it comes while bwrap is still setting up, before `--die-with-parent` holds.
  *
  * @example
  * ```ts
@@ -88,12 +94,13 @@ export function bwrapArgs(program: string, argv: readonly string[], plan: Sandbo
   const args = [
     program,
     ...["--ro-bind", "/", "/"],
-    ...["--dev", "/dev"],
+    ...(plan.devices ? ["--dev-bind", "/dev", "/dev"] : ["--dev", "/dev"]),
     ...["--proc", "/proc"],
     ...["--tmpfs", "/tmp"],
     // Sockets of other programs (the Docker daemon, the session bus, agents) live under /run.
     ...["--tmpfs", "/run"],
   ];
+  for (const p of plan.readable ?? []) args.push("--ro-bind", p, p);
   // DNS, when the network is allowed, may need systemd-resolved's stub file under /run.
   if (plan.network) args.push("--ro-bind-try", RESOLVED, RESOLVED);
   // After /tmp and /run: a workspace below them is bound again over the fresh folders.
@@ -106,7 +113,6 @@ export function bwrapArgs(program: string, argv: readonly string[], plan: Sandbo
     "--unshare-ipc",
     ...(plan.network ? [] : ["--unshare-net"]),
     "--die-with-parent",
-    "--new-session",
     ...["--cap-drop", "ALL"],
     ...["--chdir", plan.cwd],
     "--",
