@@ -286,3 +286,17 @@ Deno.test("the one-shot llama-completion gets the grammar as --grammar-file", as
     await Deno.remove(bin, { recursive: true });
   }
 });
+
+Deno.test("text mode offers no tools when stating them would take half the window", async () => {
+  await withFake(async (s, fake) => {
+    assert.equal(await s.run("hello\n/tools"), 0, s.err.text);
+    const [body] = chats(fake);
+    assert.equal(body.tools, undefined);
+    assert.equal(body.grammar, undefined);
+    assert.doesNotMatch(String(body.messages[0].content), /## Tools/);
+    assert.match(
+      s.out.text,
+      /Mode:\s+text — .*but stating the tools takes \d+ tokens, more than half of the \d+ left for the request in the 512-token window/,
+    );
+  }, { nCtx: 512, toolTemplate: false, reply: () => "Hi." });
+});

@@ -233,11 +233,15 @@ async function benchOne(
   let client: LLMClient | undefined;
   try {
     opts.step("starting");
+    // The model in use is measured as it is (a second server of it would double its memory);
+    // its load time is then not known.
+    const current = agent.client?.model === target.model ? agent.client : undefined;
     const started = performance.now();
-    client = await target.connect({ out: new BufferOutput(), signal: opts.signal });
+    client = current ?? await target.connect({ out: new BufferOutput(), signal: opts.signal });
     await client.prepare?.(opts.signal);
-    let loadMs = performance.now() - started;
-    if (!client.prepare) {
+    let loadMs: number | undefined = performance.now() - started;
+    if (current) loadMs = undefined;
+    else if (!client.prepare) {
       // Nothing was started here (Ollama loads a model with its first request).
       const warm = performance.now();
       await client.chat([{ role: "user", content: "Say OK." }], {
@@ -245,7 +249,7 @@ async function benchOne(
         maxTokens: 4,
         onToken: () => {},
       });
-      loadMs += performance.now() - warm;
+      loadMs = (loadMs ?? 0) + performance.now() - warm;
     }
     result.loadMs = loadMs;
     opts.step("measuring speed");
