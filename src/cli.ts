@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { runDoctor } from "./doctor.ts";
 import { installExitHooks } from "./runtime/exit_hooks.ts";
 import { offerRegistration, type PullArgs, runPull } from "./commands/pull.ts";
+import { parseBenchArgs, runBench } from "./commands/bench.ts";
 
 /** Harvey's version. */
 export const VERSION = "0.1.0";
@@ -28,7 +29,8 @@ export const VERSION = "0.1.0";
 type Parsed =
   | { action: "repl"; flags: Flags }
   | { action: "pull"; flags: Flags; args: PullArgs }
-  | { action: "doctor"; flags: Flags; install: boolean };
+  | { action: "doctor"; flags: Flags; install: boolean }
+  | { action: "bench"; flags: Flags; args: string[] };
 
 function buildProgram(result: { parsed?: Parsed }) {
   const program = new Command()
@@ -81,6 +83,17 @@ function buildProgram(result: { parsed?: Parsed }) {
         install: opts.install === true,
       };
     });
+  program.command("bench")
+    .description("measure the local models: speed and tool-call success (for /tools mode auto)")
+    .argument("[names...]", "the models to measure (default: every local model)")
+    .option("--mode <mode>", "native or text only (default: both)")
+    .option("--tasks <n>", "how many of the ten tool tasks to run")
+    .action((names: string[], opts: { mode?: string; tasks?: string }) => {
+      const args = [...names];
+      if (opts.mode !== undefined) args.push("--mode", opts.mode);
+      if (opts.tasks !== undefined) args.push("--tasks", opts.tasks);
+      result.parsed = { action: "bench", flags: program.opts() as Flags, args };
+    });
   return program;
 }
 
@@ -90,6 +103,7 @@ const USAGE: Record<string, string> = {
     "harvey [-w DIR] [-m NAME] [--run FILE | -p PROMPT] [flags] · harvey pull REPO FILE · harvey doctor",
   pull: "harvey pull REPO FILE [--revision REV] [--dir DIR] [--sha256 HEX] [--name NAME]",
   doctor: "harvey doctor [--install]",
+  bench: "harvey bench [NAME…] [--mode native|text] [--tasks N]",
 };
 
 /**
@@ -98,7 +112,7 @@ const USAGE: Record<string, string> = {
  */
 export function usageError(err: CommanderError, args: string[]): string {
   const sub = args.find((a) => !a.startsWith("-"));
-  const command = sub === "pull" || sub === "doctor" ? sub : "harvey";
+  const command = sub === "pull" || sub === "doctor" || sub === "bench" ? sub : "harvey";
   const [first, ...more] = err.message.replace(/^error: /, "").split("\n");
   let what = first.replace(/'([^']*)'/g, "$1").replace(/\.$/, "");
   let m: RegExpExecArray | null;
@@ -145,6 +159,9 @@ export async function run(args: string[]): Promise<number> {
   }
   if (result.parsed.action === "pull") {
     return await runPullCommand(result.parsed.flags, result.parsed.args);
+  }
+  if (result.parsed.action === "bench") {
+    return await runBenchCommand(result.parsed.flags, result.parsed.args);
   }
   return await runRepl(result.parsed.flags);
 }
@@ -325,6 +342,19 @@ function runPullCommand(flags: Flags, args: PullArgs): Promise<number> {
 /** `harvey doctor [--install]`: the report on stdout; install questions read stdin. */
 function runDoctorCommand(flags: Flags, install: boolean): Promise<number> {
   return runSubcommand(flags, (agent) => runDoctor(agent, stdoutOutput, { install }));
+}
+
+/** `harvey bench`: progress on stderr, the table on stdout; 1 when a model could not be measured. */
+function runBenchCommand(flags: Flags, args: string[]): Promise<number> {
+  return runSubcommand(flags, async (agent, _asker, signal) => {
+    const failed = await runBench(agent, parseBenchArgs(args), {
+      out: stderrOutput,
+      table: stdoutOutput,
+      signal,
+      terminal: Deno.stderr.isTerminal(),
+    });
+    return failed ? 1 : 0;
+  });
 }
 
 /**

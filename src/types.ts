@@ -39,6 +39,11 @@ export interface ToolSupport {
   native: boolean;
   /** E.g. "the chat template supports tools (/props)", "qwen3 lists the tools capability". */
   reason: string;
+  /**
+   * The backend takes a GBNF grammar that constrains the reply (`grammar` of llama-server and
+   * llamafile, `--grammar-file` of llama-completion): text-mode tool calls are then sent one.
+   */
+  grammar?: boolean;
 }
 
 /** What one reply cost: token counts and timing. Zero where a backend does not report it. */
@@ -74,6 +79,11 @@ export interface ChatOptions {
   maxTokens?: number;
   /** Tools offered to the model through the backend's native tool calling. */
   tools?: ToolSpec[];
+  /**
+   * A GBNF grammar the reply must match (llama.cpp backends only: a client that cannot send
+   * one ignores it). Text-mode tool calling sends one that allows prose or one well-formed call.
+   */
+  grammar?: string;
 }
 
 /** A model backend: Ollama, an OpenAI-compatible server, a one-shot CLI. */

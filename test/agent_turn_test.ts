@@ -273,15 +273,15 @@ Deno.test("Anthropic route: tool_use blocks, answered with tool_result blocks", 
   }
 });
 
-Deno.test("a backend whose template takes no tools gets none, and /tools says why", async () => {
-  const fake = await startFakeOpenAI({ toolTemplate: false, reply: () => "plain" });
+Deno.test("a backend whose template takes no tools gets no native ones, and /tools says why", async () => {
+  const fake = await startFakeOpenAI({ toolTemplate: false, nCtx: 16384, reply: () => "plain" });
   const s = await testSession({ flags: { llamafileUrl: fake.url }, selectBackend: true });
   try {
     assert.equal(await s.run("hello\n/tools"), 0, s.err.text);
     assert.equal(chats(fake)[0].tools, undefined);
     assert.match(
       s.out.text,
-      /gets no tools: the chat template of fake-model does not support tools/,
+      /takes no native tools: the chat template of fake-model does not support tools/,
     );
     assert.match(s.out.text, /read_file\s+reads\s+Read a text file/);
     assert.equal(await s.run("/tools off\n/tools approve edits\n/tools"), 0, s.err.text);

@@ -5,12 +5,18 @@
  * "quit turn", or Ctrl-C. Whatever ends it, the messages it returns are a valid conversation:
  * every call has exactly one result.
  *
+ * A reply without native calls that is (or ends in) a call printed as text — the way small
+ * local models call, and the way the text protocol asks them to — is run the same way, with
+ * the same approvals: the assistant message keeps the text the model wrote, and the results go
+ * back in the form it used (`textResult`), as one user message.
+ *
  * @module
  */
 import type { Agent } from "../agent.ts";
 import { describeError } from "../errors.ts";
 import { isAbort } from "../llm/errors.ts";
 import { parseToolArguments } from "../tools/args.ts";
+import { findTextCalls, textResult } from "../tools/text_calls.ts";
 import type { Tool, ToolContext, ToolOutcome } from "../tools/tool.ts";
 import type { ChatResult, Message, ToolCall, ToolSpec } from "../types.ts";
 
@@ -110,14 +116,24 @@ export async function runToolLoop(
     }
     if (round.sent) prefix = round.sent.slice(0, round.sent.length - added.length);
     if (round.result) rounds.push(round.result);
-    const toolCalls = round.interrupted ? [] : round.result?.toolCalls ?? [];
+    const native = round.interrupted ? [] : round.result?.toolCalls ?? [];
+    const printed = native.length || round.interrupted || !byName.size
+      ? undefined
+      : findTextCalls(round.text, new Set(byName.keys()));
+    const toolCalls = native.length ? native : printed?.calls ?? [];
     added.push({
       role: "assistant",
       content: round.text,
-      ...(toolCalls.length ? { toolCalls } : {}),
+      ...(native.length ? { toolCalls: native } : {}),
     });
     if (round.interrupted) return { messages: added, stopped: "interrupted", calls, rounds };
     if (!toolCalls.length) return { messages: added, calls, rounds };
+    // Printed calls are answered together, in the form the model wrote them.
+    const answers: string[] = [];
+    const answer = (call: ToolCall, content: string) =>
+      printed
+        ? answers.push(textResult(printed.form, call.name, content))
+        : added.push(toolResult(call, content));
     let stopped: LoopStop | undefined;
     for (const call of toolCalls) {
       if (!stopped && opts.signal?.aborted) stopped = "interrupted";
@@ -125,16 +141,17 @@ export async function runToolLoop(
       if (stopped) {
         const outcome = { content: NOT_RUN[stopped], summary: "not run" };
         opts.hooks.callEnded?.(call, outcome);
-        added.push(toolResult(call, outcome.content));
+        answer(call, outcome.content);
         continue;
       }
       calls++;
       const outcome = await runCall(agent, call, byName, opts);
       opts.hooks.callEnded?.(call, outcome);
-      added.push(toolResult(call, outcome.content));
+      answer(call, outcome.content);
       if (outcome.declined === "quit") stopped = "quit";
       if (outcome.interrupted) stopped = "interrupted";
     }
+    if (answers.length) added.push({ role: "user", content: answers.join("\n") });
     if (stopped) return { messages: added, stopped, calls, rounds };
   }
 }

@@ -28,6 +28,7 @@ import { pullCommand } from "./pull.ts";
 import { kbCommand } from "./kb.ts";
 import { ragCommand } from "./rag.ts";
 import { toolsCommand } from "./tools.ts";
+import { benchCommand } from "./bench.ts";
 import { CommandRegistry } from "./registry.ts";
 
 /** A registry with all of Harvey's commands. */
@@ -55,6 +56,7 @@ export function createRegistry(): CommandRegistry {
     routeCommand,
     pullCommand,
     toolsCommand,
+    benchCommand,
     runCommandSpec,
     safemodeCommand,
     permissionsCommand,

@@ -108,6 +108,11 @@ export interface HarveyConfig {
     approve: "ask" | "edits" | "all";
     /** The most tool calls one turn may make. */
     max_calls: number;
+    /**
+     * How each model (by name) is given the tools (`/tools mode`): its backend's native tool
+     * calling, stated in the prompt as text, not at all, or `auto` (the default).
+     */
+    modes: Record<string, "native" | "text" | "off" | "auto">;
   };
 }
 
@@ -148,7 +153,7 @@ export function defaultConfig(): HarveyConfig {
     rag: { enabled: false, stores: [] },
     routes: [],
     context: { reply_reserve: 0, auto_compact: true, keep_turns: 2, show_reasoning: true },
-    tools: { enabled: true, approve: "ask", max_calls: 25 },
+    tools: { enabled: true, approve: "ask", max_calls: 25, modes: {} },
   };
 }
 
@@ -232,6 +237,7 @@ const SCHEMA: Field = {
         enabled: { kind: "boolean" },
         approve: { kind: "enum", values: ["ask", "edits", "all"] },
         max_calls: { kind: "int", min: 1 },
+        modes: { kind: "map", value: { kind: "enum", values: ["native", "text", "off", "auto"] } },
       },
     },
     routes: {

@@ -224,7 +224,8 @@ function replaceHistory(
 }
 
 /** How to send a fitted request. */
-export interface SendOptions extends FitOptions, Pick<ChatOptions, "onToken" | "onReasoning"> {
+export interface SendOptions
+  extends FitOptions, Pick<ChatOptions, "onToken" | "onReasoning" | "grammar"> {
   /** Called when the fitted request is about to be sent (e.g. to start a spinner). */
   onSend?: (fitted: FittedRequest) => void;
 }
@@ -249,6 +250,7 @@ export async function sendFitted(
         signal: opts.signal,
         maxTokens: fitted.maxTokens,
         tools: fitted.tools,
+        grammar: opts.grammar,
         onToken(token) {
           streamed = true;
           opts.onToken(token);

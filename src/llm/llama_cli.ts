@@ -12,7 +12,7 @@ import { LogRing } from "../runtime/log_ring.ts";
 import { findOnPath, isExecutable, launch, signalProcess } from "../runtime/spawn.ts";
 import { childEnv } from "../security/child_env.ts";
 import type { Sandbox } from "../security/sandbox.ts";
-import type { ChatOptions, ChatResult, LLMClient, Message } from "../types.ts";
+import type { ChatOptions, ChatResult, LLMClient, Message, ToolSupport } from "../types.ts";
 import { ThinkSplitter } from "./reasoning.ts";
 import { generationRate } from "./stats.ts";
 import { estimateTextTokens, estimateTokens } from "./tokens.ts";
@@ -228,12 +228,13 @@ export interface LlamaCliOptions {
 }
 
 /**
- * The arguments of one run: `-m MODEL -c N -n N -no-cnv --no-display-prompt [-ngl N]` and the
- * prompt as `-p TEXT` or `-f FILE`.
+ * The arguments of one run: `-m MODEL -c N -n N -no-cnv --no-display-prompt [-ngl N]`, the
+ * prompt as `-p TEXT` or `-f FILE`, and `--grammar-file FILE` when the reply is constrained.
  */
 export function llamaCliArgs(
   opts: LlamaCliOptions,
   prompt: { text: string } | { file: string },
+  run: { grammarFile?: string } = {},
 ): string[] {
   const args = [
     "-m",
@@ -248,6 +249,7 @@ export function llamaCliArgs(
   if (opts.gpuLayers !== undefined) args.push("-ngl", String(opts.gpuLayers));
   if ("text" in prompt) args.push("-p", prompt.text);
   else args.push("-f", prompt.file);
+  if (run.grammarFile) args.push("--grammar-file", run.grammarFile);
   return args;
 }
 
@@ -282,18 +284,29 @@ export class LlamaCliClient implements LLMClient {
       // llama.cpp drops one trailing newline of a prompt file.
       await Deno.writeTextFile(file, `${prompt}\n`);
     }
+    // A grammar goes in a file of its own: one argument of a few KiB is fine, but a file
+    // keeps the command line (and `ps`) readable.
+    let grammarFile: string | undefined;
+    if (opts.grammar) {
+      grammarFile = await Deno.makeTempFile({ prefix: "harvey_grammar_", suffix: ".gbnf" });
+      await Deno.writeTextFile(grammarFile, opts.grammar);
+    }
+    const temporary = [file, grammarFile].filter((f): f is string => f !== undefined);
+    const removeTemporary = () => Promise.all(temporary.map((f) => Deno.remove(f).catch(() => {})));
     const maxTokens = opts.maxTokens ?? this.#opts.maxTokens;
-    const args = llamaCliArgs({ ...this.#opts, maxTokens }, file ? { file } : { text: prompt });
+    const args = llamaCliArgs({ ...this.#opts, maxTokens }, file ? { file } : { text: prompt }, {
+      grammarFile,
+    });
     let child: Deno.ChildProcess;
     try {
       const [command, ...rest] = await this.#sandboxed(
         [this.#opts.program.path, ...args],
-        file,
+        temporary,
         true,
       );
       child = launch(command, rest, { env: this.#env(), setpriv: this.#setpriv });
     } catch (err) {
-      if (file) await Deno.remove(file).catch(() => {});
+      await removeTemporary();
       throw new HarveyError(
         `Cannot run ${this.#opts.program.path}: ${
           (err as Error).message
@@ -361,7 +374,7 @@ export class LlamaCliClient implements LLMClient {
     } finally {
       opts.signal?.removeEventListener("abort", stop);
       this.#running.delete(child);
-      if (file) await Deno.remove(file).catch(() => {});
+      await removeTemporary();
     }
     const perf = parseLlamaPerf(ring.lines());
     const endedAt = performance.now();
@@ -378,15 +391,27 @@ export class LlamaCliClient implements LLMClient {
     };
   }
 
-  /** `argv` inside the sandbox (when there is one), with `file` readable in it. */
-  async #sandboxed(argv: string[], file: string | undefined, devices: boolean): Promise<string[]> {
+  /** `argv` inside the sandbox (when there is one), with `files` readable in it. */
+  async #sandboxed(argv: string[], files: string[], devices: boolean): Promise<string[]> {
     const sandbox = this.#opts.sandbox;
     if (!sandbox || !(await sandbox.status()).available) return argv;
     return await sandbox.argv(argv, {
       network: false,
       writable: false,
-      readable: file ? [file] : undefined,
+      readable: files.length ? files : undefined,
       devices,
+    });
+  }
+
+  /**
+   * The one-shot program has no native tool calling, but takes a grammar (`--grammar-file`):
+   * its tools go by the text protocol, constrained.
+   */
+  toolSupport(): Promise<ToolSupport> {
+    return Promise.resolve({
+      native: false,
+      reason: `${this.#opts.program.name} runs one prompt at a time, without native tool calling`,
+      grammar: true,
     });
   }
 
@@ -407,7 +432,7 @@ export class LlamaCliClient implements LLMClient {
       await Deno.writeTextFile(file, chatmlPrompt(messages));
       const [command, ...args] = await this.#sandboxed(
         [tokenizer, "-m", this.#opts.modelPath, "-f", file, "--ids", "--log-disable"],
-        file,
+        [file],
         false,
       );
       const out = await new Deno.Command(command, {

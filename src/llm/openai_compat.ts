@@ -162,6 +162,8 @@ export class OpenAICompatClient implements LLMClient {
         stream: true,
         stream_options: { include_usage: true },
         ...(opts.maxTokens ? { max_tokens: opts.maxTokens } : {}),
+        // llama.cpp's own field (llama-server, llamafile): the reply must match this GBNF.
+        ...(opts.grammar ? { grammar: opts.grammar } as never : {}),
       }, { signal: t.signal });
       for await (const chunk of stream) {
         const choice = chunk.choices?.[0];
@@ -452,20 +454,29 @@ export class OpenAICompatClient implements LLMClient {
     }
     const props = await res.json().catch(() => ({})) as {
       chat_template_caps?: { supports_tools?: boolean; supports_tool_calls?: boolean };
+      default_generation_settings?: unknown;
     };
+    // llama.cpp's server (llama-server, a llamafile) answers /props, and takes a `grammar`.
+    const grammar = props.default_generation_settings !== undefined;
     const caps = props.chat_template_caps;
     if (!caps || caps.supports_tools === undefined) {
       return {
         native: false,
         reason: "the server reports no chat_template_caps in /props (llama-server needs --jinja)",
+        grammar,
       };
     }
     return caps.supports_tools
-      ? { native: true, reason: "its chat template supports tools (/props chat_template_caps)" }
+      ? {
+        native: true,
+        reason: "its chat template supports tools (/props chat_template_caps)",
+        grammar,
+      }
       : {
         native: false,
         reason:
           `the chat template of ${this.model} does not support tools (/props chat_template_caps)`,
+        grammar,
       };
   }
 

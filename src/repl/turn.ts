@@ -4,6 +4,10 @@
  * arrives (reasoning dimmed, kept out of the history), each tool call approved, run and shown
  * as one line, then the stats line, the history and the recorder.
  *
+ * The tools go as the model's mode says (`src/tools/mode.ts`): native definitions, or in text
+ * mode the text protocol in the system message, with a grammar on llama.cpp backends. A server
+ * that refuses the definitions gets the text protocol for the rest of the session.
+ *
  * @module
  */
 import type { Agent } from "../agent.ts";
@@ -12,11 +16,13 @@ import { type LoopResult, runToolLoop } from "../agent/loop.ts";
 import { needClient } from "../commands/registry.ts";
 import { describeError, HarveyError } from "../errors.ts";
 import { isAbort } from "../llm/errors.ts";
-import { type FittedRequest, sendFitted } from "../llm/fit.ts";
+import { type FittedRequest, sendFitted, type SendOptions } from "../llm/fit.ts";
 import { formatStats } from "../llm/stats.ts";
 import { ChangeSet } from "../ops/changes.ts";
 import { offeredTools } from "../tools/index.ts";
-import type { ChatResult, ChatStats, LLMClient, Message, Output } from "../types.ts";
+import { refusesTools, rememberToolRefusal, type ToolModeSetting } from "../tools/mode.ts";
+import { withSystemSection } from "../tools/text_protocol.ts";
+import type { ChatResult, ChatStats, LLMClient, Message, Output, ToolSpec } from "../types.ts";
 import { type TurnDisplay, TurnView } from "./turn_view.ts";
 
 /** Where a turn writes, and how. */
@@ -39,6 +45,8 @@ export const CUT_OFF_MARK = "[interrupted: the server stopped before the reply w
 
 /** The most characters one tool result may have, however large the window. */
 const RESULT_CAP_CHARS = 24_000;
+/** In small-context mode a result may have at most this share of the window. */
+const SMALL_RESULT_SHARE = 1 / 4;
 /** The fewest characters a result is given, however full the window (the request is then refused). */
 const RESULT_FLOOR_CHARS = 400;
 /** Characters per token when turning room in the window into a result's size (conservative). */
@@ -55,7 +63,12 @@ export async function runPrompt(
   agent: Agent,
   input: string,
   io: TurnIO,
-  opts: { client?: LLMClient; label?: string } = {},
+  opts: {
+    client?: LLMClient;
+    label?: string;
+    /** This turn's tool mode instead of the model's setting (`/bench` runs each mode). */
+    toolMode?: ToolModeSetting;
+  } = {},
 ): Promise<void> {
   const client = opts.client ?? needClient(agent);
   let prompt = input;
@@ -72,7 +85,13 @@ export async function runPrompt(
   const view = io.display?.(agent, { label: opts.label }) ??
     new TurnView(agent, io, { label: opts.label });
   const say = (text: string) => view.notices.write(text);
-  const { tools } = await offeredTools(agent, client);
+  const offer = await offeredTools(agent, client, { override: opts.toolMode });
+  const { tools } = offer;
+  // Small-context mode: a result gets at most a quarter of the window.
+  const resultCap = offer.small && offer.window
+    ? Math.max(RESULT_FLOOR_CHARS, Math.floor(offer.window * SMALL_RESULT_SHARE) * CHARS_PER_TOKEN)
+    : RESULT_CAP_CHARS;
+  let asText = offer.mode === "text";
   const settings = agent.config.config.tools;
   const approver = new TurnApprover(agent, {
     policy: settings.approve,
@@ -101,17 +120,19 @@ export async function runPrompt(
         onOutput: (t) => view.callOutput(t),
       },
       resultRoom() {
-        const chars = Number.isFinite(room) ? room * CHARS_PER_TOKEN : RESULT_CAP_CHARS;
-        return Math.max(RESULT_FLOOR_CHARS, Math.min(RESULT_CAP_CHARS, chars));
+        const chars = Number.isFinite(room) ? room * CHARS_PER_TOKEN : resultCap;
+        return Math.max(RESULT_FLOOR_CHARS, Math.min(resultCap, chars));
       },
       hooks: {
         async round(messages, specs) {
           text = "";
-          try {
-            const sent = await sendFitted(agent, client, messages, {
+          const send = async (textMode: boolean) => {
+            const sent = await sendRound(agent, client, messages, {
+              specs,
+              section: textMode ? offer.section : undefined,
+              grammar: textMode ? offer.grammar : undefined,
               err: view.notices,
               signal: io.signal,
-              tools: specs,
               onSend: () => view.beginRound(),
               onToken(t) {
                 text += t;
@@ -125,11 +146,26 @@ export async function runPrompt(
               const reserve = fitted.maxTokens ?? 0;
               room = fitted.window - reserve - fitted.used - sent.result.replyTokens;
             }
-            return {
-              text,
-              result: sent.result,
-              sent: fitted.messages === messages ? undefined : fitted.messages,
-            };
+            return { text, result: sent.result, sent: sent.messages };
+          };
+          try {
+            try {
+              return await send(asText && Boolean(specs?.length));
+            } catch (err) {
+              // A server that refuses the definitions (llama-server without --jinja answers
+              // 500) gets the tools as text instead, this turn and the rest of the session.
+              if (asText || !specs?.length || text || !offer.section || !refusesTools(err)) {
+                throw err;
+              }
+              const why = describeError(err);
+              rememberToolRefusal(client, why);
+              asText = true;
+              say(
+                `⚠ ${why} — the tools are stated in the prompt instead (/tools mode text ` +
+                  `keeps it so for ${client.model})\n`,
+              );
+              return await send(true);
+            }
           } catch (err) {
             if (isAbort(err, io.signal)) return { text, interrupted: true };
             throw err;
@@ -171,7 +207,7 @@ export async function runPrompt(
       final.content = final.content ? `${final.content}\n${INTERRUPTED_MARK}` : INTERRUPTED_MARK;
     }
     say(
-      final.role === "tool"
+      final.role !== "assistant"
         ? "⏹ Interrupted — the tool call was stopped; the turn so far is kept in the history\n"
         : "⏹ Interrupted — the partial reply is kept in the history\n",
     );
@@ -213,6 +249,55 @@ export async function runPrompt(
   }
   if (cut) say(`${cut}\n`);
   await keep(agent, input, user, messages, transcript, line);
+}
+
+/** How one request of the loop goes. */
+interface RoundOptions extends Omit<SendOptions, "tools" | "grammar"> {
+  specs?: ToolSpec[];
+  /** Text mode: the text protocol, added to the system message instead of sending `specs`. */
+  section?: string;
+  grammar?: string;
+}
+
+/**
+ * Sends one request of the loop: `specs` as native definitions, or, with `section`, stated in
+ * the system message (and `grammar` sent). `messages` is what the round got: the section is
+ * added only to what is sent, and the agent's history keeps its own system message, also when
+ * the request was compacted (the history is compacted with it). Returns the messages sent
+ * when compaction changed them, without the section.
+ */
+async function sendRound(
+  agent: Agent,
+  client: LLMClient,
+  messages: Message[],
+  opts: RoundOptions,
+): Promise<{ result: ChatResult; fitted: FittedRequest; messages?: Message[] }> {
+  const { specs, section, grammar, ...send } = opts;
+  if (!section || !specs?.length) {
+    const sent = await sendFitted(agent, client, messages, { ...send, tools: specs });
+    const changed = sent.fitted.messages === messages ? undefined : sent.fitted.messages;
+    return { ...sent, messages: changed };
+  }
+  const original = messages[0];
+  const request = withSystemSection(messages, section);
+  const system = request[0];
+  // The window fit compacts the history along with a request that begins with it: for the
+  // moment of the request the history begins with the same system message.
+  const swapped = agent.history[0] === original && original?.role === "system";
+  if (swapped) agent.history[0] = system;
+  try {
+    const sent = await sendFitted(agent, client, request, { ...send, grammar });
+    const out = sent.fitted.messages;
+    const own = original?.role === "system" ? [original] : [];
+    const changed = out === request
+      ? undefined
+      : out[0] === system
+      ? [...own, ...out.slice(1)]
+      : out;
+    return { ...sent, messages: changed };
+  } finally {
+    if (swapped && agent.history[0] === system) agent.history[0] = original;
+  }
 }
 
 /** The stats of a whole turn: its requests' tokens and time added up. */

@@ -65,6 +65,7 @@ export const runCommandTool: Tool = {
       command: { type: "string", description: "program and arguments, e.g. deno test" },
     }, ["command"]),
   },
+  brief: "Run one program, no shell.",
   kind: "run",
   subject: (args) => String(args.command),
   async run(agent, args, ctx) {

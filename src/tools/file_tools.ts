@@ -40,6 +40,7 @@ export const readFileTool: Tool = {
       limit: { type: "integer", description: "number of lines" },
     }, ["path"]),
   },
+  brief: "Read a file; offset: first line, limit: lines.",
   kind: "read",
   subject: (args) => String(args.path),
   async run(agent, args, ctx) {
@@ -88,6 +89,7 @@ export const listFilesTool: Tool = {
     description: "List a folder of the workspace (default: its root). Folders end with /.",
     parameters: argsSchema({ path: { type: "string", description: "folder path" } }, []),
   },
+  brief: "List a folder (default: the root).",
   kind: "read",
   subject: (args) => String(args.path ?? "."),
   async run(agent, args, ctx) {
@@ -156,6 +158,7 @@ export const writeFileTool: Tool = {
       content: { type: "string", description: "the whole new file" },
     }, ["path", "content"]),
   },
+  brief: "Create or replace a whole file.",
   kind: "edit",
   subject: (args) => String(args.path),
   async run(agent, args, ctx) {
@@ -201,6 +204,7 @@ export const editFileTool: Tool = {
       new_text: { type: "string", description: "replacement" },
     }, ["path", "old_text", "new_text"]),
   },
+  brief: "Replace old_text (found exactly once) with new_text.",
   kind: "edit",
   subject: (args) => String(args.path),
   async run(agent, args, ctx) {

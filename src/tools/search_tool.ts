@@ -21,6 +21,7 @@ export const searchTool: Tool = {
       path: { type: "string", description: "folder or file, default all" },
     }, ["pattern"]),
   },
+  brief: "Search files for a regex: path:line: text.",
   kind: "read",
   subject: (args) => `${args.pattern}${args.path ? ` in ${args.path}` : ""}`,
   async run(agent, args, ctx) {

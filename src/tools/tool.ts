@@ -55,6 +55,8 @@ export interface ToolOutcome {
 export interface Tool {
   /** The definition the model is given. */
   readonly spec: ToolSpec;
+  /** A shorter description, for a window under 8k tokens (small-context mode). */
+  readonly brief?: string;
   readonly kind: ToolKind;
   /** The call's subject in one short line for the REPL: `src/a.ts`, `deno test`. */
   subject(args: ToolArgs): string;
