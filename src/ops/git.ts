@@ -6,13 +6,14 @@
  *
  * @module
  */
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import type { Agent } from "../agent.ts";
 import { HarveyError, UsageError } from "../errors.ts";
 import { findOnPath } from "../runtime/spawn.ts";
 import { commandEnv } from "../security/child_env.ts";
 import { runCommand } from "../security/command_runner.ts";
 import { checkGitArgs, GIT_READ_ONLY } from "../security/git_policy.ts";
+import { SECRET_PATTERNS } from "../security/permissions.ts";
 import type { Sandbox } from "../security/sandbox.ts";
 import { escapeControls } from "../util/terminal_text.ts";
 import { readableRule } from "./readable.ts";
@@ -48,7 +49,21 @@ export const GIT_HARDENING: readonly string[] = [
   "core.attributesFile=/dev/null",
   "color.ui=never",
   "core.quotepath=off",
+  // A folder that looks like a bare repository is not one unless named by --git-dir.
+  "safe.bareRepository=explicit",
 ];
+
+/** Subcommands that print file contents: committed secrets are left out of what they show. */
+const PRINT_CONTENT = ["diff", "log", "show", "whatchanged", "grep", "diff-tree", "diff-index"];
+
+/**
+ * Pathspecs that leave the secret patterns (`.env*`, keys, `.ssh/`, …) out of a git command's
+ * output: a secret committed by mistake is as closed to `git show` or `git log -p` as the file
+ * itself is to `/read`.
+ */
+export const SECRET_EXCLUDES: readonly string[] = SECRET_PATTERNS.map((p) =>
+  `:(exclude,icase,glob)**/${p.endsWith("/") ? `${p}**` : p}`
+);
 
 /** Subcommands that take `--no-ext-diff` and `--no-textconv` (grep only the second). */
 const NO_EXT_DIFF = [
@@ -66,9 +81,11 @@ const NO_EXT_DIFF = [
 
 /**
  * git's command line and environment, hardened: `--no-pager`, the {@linkcode GIT_HARDENING}
- * configuration, `--no-ext-diff --no-textconv` where the subcommand takes them, no system
- * or global configuration, no terminal prompt, no optional locks, and no repository above the
- * workspace; the environment filtered (`commandEnv`).
+ * configuration, `--no-ext-diff --no-textconv` where the subcommand takes them, the secrets
+ * left out of what prints file contents ({@linkcode SECRET_EXCLUDES}), the workspace's own
+ * repository and work tree only (`GIT_DIR`, `GIT_WORK_TREE`: a nested or planted repository is
+ * not used), no system or global configuration, no terminal prompt, no optional locks; the
+ * environment filtered (`commandEnv`).
  *
  * @example
  * ```ts
@@ -88,16 +105,26 @@ export function hardenGit(
     : sub === "grep"
     ? ["--no-textconv"]
     : [];
+  const rest = args.slice(i + 1);
+  // The secrets' excludes go with the user's own pathspecs (after `--`), or limit to `.`.
+  const excludes = sub && PRINT_CONTENT.includes(sub)
+    ? [...(rest.includes("--") ? [] : ["--", "."]), ...SECRET_EXCLUDES]
+    : [];
   return {
     args: [
       "--no-pager",
       ...GIT_HARDENING.flatMap((c) => ["-c", c]),
       ...args.slice(0, i + 1),
       ...extra,
-      ...args.slice(i + 1),
+      ...rest,
+      ...excludes,
     ],
     env: {
       ...commandEnv(opts.env, { cwd: opts.root }),
+      // The workspace's own repository and work tree, whatever a config or a folder says
+      // (`core.worktree = /` in a planted repository would open the whole machine).
+      GIT_DIR: join(opts.root, ".git"),
+      GIT_WORK_TREE: opts.root,
       GIT_CONFIG_NOSYSTEM: "1",
       GIT_CONFIG_GLOBAL: "/dev/null",
       GIT_ATTR_NOSYSTEM: "1",
