@@ -30,6 +30,10 @@ export interface WorkspaceOptions {
 }
 
 const PATH_MAX = 4095;
+// Control characters, line and paragraph separators, and the marks that reorder text: a name
+// holding one can be shown as another (a fake diff header, "aexe.txt" for "a\u202etxt.exe").
+// deno-lint-ignore no-control-regex
+const UNPRINTABLE = /[\x01-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
 /** Rounds of the moment-of-use comparison of a handle with its path (see #sameFile). */
 const VERIFY_ROUNDS = 3;
 const NAME_MAX = 255;
@@ -108,11 +112,19 @@ export class Workspace {
   /** Reads a file; `maxBytes` reads at most that many bytes. */
   async readFile(path: string, opts: { maxBytes?: number } = {}): Promise<Uint8Array> {
     const abs = await this.#checked(path);
+    // Opening a FIFO waits for a writer (no O_NONBLOCK in Deno): only files and folders.
+    const kind = await Deno.stat(abs);
+    if (!kind.isFile && !kind.isDirectory) {
+      throw new HarveyError(
+        `Path ${quote(path)} is not a regular file (a FIFO, socket or device); it is not read`,
+      );
+    }
     using file = await Deno.open(abs, { read: true });
     // Moment of use: the handle must be the file that the checked path names right now.
     const held = await file.stat();
     await this.#sameFile(held, abs, path);
     if (held.isDirectory) throw new HarveyError(`Path ${quote(path)} is a folder, not a file`);
+    if (!held.isFile) throw new HarveyError(`Path ${quote(path)} is not a regular file`);
     // Reads the size seen at open (a file that grows meanwhile is read up to that size).
     const out = new Uint8Array(Math.min(opts.maxBytes ?? Infinity, held.size));
     let total = 0;
@@ -247,6 +259,11 @@ export class Workspace {
     }
     const q = quote(path);
     if (path.includes("\0")) throw fail("Path contains a NUL byte");
+    if (UNPRINTABLE.test(path)) {
+      throw fail(
+        `Path ${q} has a control, line-break or text-direction character; use a plain name`,
+      );
+    }
     const size = bytesOf(path);
     if (size > PATH_MAX) throw fail(`Path is ${size} bytes long; the limit is ${PATH_MAX}`);
     if (path.includes("\\")) {

@@ -402,7 +402,7 @@ Deno.test("/security shows safe mode, the allowlist, permissions and the audit l
     assert.match(out, /src\s+read/);
     assert.match(
       out,
-      /secrets \(\.env\*, \*\.pem, \*\.key, .*id_rsa\*, .*id_ed25519\*, .*agents\/harvey\.yaml\)/,
+      /secrets \(\.env\*, \*\.pem, \*\.key, .*id_rsa\*, .*id_ed25519\*, .*agents\/harvey\.yaml, agents\/harvey_history\)/,
     );
   } finally {
     await s.close();

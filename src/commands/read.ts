@@ -33,12 +33,14 @@ export class BinaryFileError extends HarveyError {
 
 /**
  * Reads a text file of the workspace (permission `read`), at most `maxBytes` of it, cut at
- * the last whole line. Throws {@linkcode BinaryFileError} for a binary file.
+ * the last whole line. Throws {@linkcode BinaryFileError} for a binary file. With `exact`, the
+ * text is the file's bytes exactly (a BOM kept, bytes that are not UTF-8 refused), for an edit
+ * that writes it back.
  */
 export async function readText(
   agent: Agent,
   path: string,
-  opts: { maxBytes?: number } = {},
+  opts: { maxBytes?: number; exact?: boolean } = {},
 ): Promise<TextFile> {
   const max = opts.maxBytes ?? READ_CAP_BYTES;
   const rel = await accessPath(agent, path, "read");
@@ -60,7 +62,14 @@ export async function readText(
     const nl = data.lastIndexOf(10);
     if (nl >= 0) data = data.subarray(0, nl + 1);
   }
-  const text = new TextDecoder().decode(data);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: opts.exact, ignoreBOM: opts.exact }).decode(data);
+  } catch {
+    throw new BinaryFileError(
+      `${rel} is not UTF-8 text; it cannot be edited as text without changing other bytes`,
+    );
+  }
   const lines = text === "" ? 0 : text.split("\n").length - (text.endsWith("\n") ? 1 : 0);
   return {
     path: rel,

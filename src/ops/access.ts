@@ -35,7 +35,8 @@ export async function accessPath(agent: Agent, path: string, perm: Access): Prom
  */
 export function refuseKeptPath(rel: string, what: string): void {
   const parts = rel.split("/");
-  if (parts[0] === "agents") {
+  // Case folded: on a case-insensitive file system AGENTS/undo is agents/undo.
+  if (parts[0].toLowerCase() === "agents") {
     throw new HarveyError(
       `${what} "${rel}" is inside agents/, where Harvey keeps its own files; choose another path`,
     );

@@ -12,7 +12,7 @@ import { describeError, HarveyError } from "../errors.ts";
 import type { Output } from "../types.ts";
 import { diffLines, diffStats, unifiedDiff } from "../util/diff.ts";
 import { escapeControls } from "../util/terminal_text.ts";
-import { accessPath, formatBytes, isBinary } from "./access.ts";
+import { accessPath, formatBytes, isBinary, refuseKeptPath } from "./access.ts";
 
 /** Where the undo journal lives, relative to the workspace root. */
 export const UNDO_JOURNAL = "agents/undo/last_apply.json";
@@ -56,11 +56,6 @@ export async function readIfExists(agent: Agent, rel: string): Promise<Uint8Arra
   return await agent.workspace.readFile(rel);
 }
 
-/** Paths never written this way: git's own files and the undo journal. */
-function protectedPath(rel: string): boolean {
-  return /(^|\/)\.git(\/|$)/.test(rel) || rel === "agents/undo" || rel.startsWith("agents/undo/");
-}
-
 /**
  * Checks that `path` may be written (sandbox, `write` permission, not a folder, not git's or the
  * journal's, `read` permission when it exists) and reads what is there now. Throws a
@@ -70,12 +65,24 @@ export async function planChange(
   agent: Agent,
   path: string,
   after: Uint8Array,
+  opts: { maxBytes?: number } = {},
 ): Promise<FileChange> {
   const rel = await accessPath(agent, path, "write");
   if (rel === ".") throw new HarveyError("it names the workspace itself");
-  if (protectedPath(rel)) throw new HarveyError(`${rel} is kept by git or Harvey`);
+  // Never into agents/ (Harvey's own state: the undo journal, pid files it adopts, its
+  // databases, the line history) nor a .git folder, whatever the permissions say.
+  refuseKeptPath(rel, "The file");
   if (await agent.workspace.exists(rel)) {
-    if ((await agent.workspace.stat(rel)).isDirectory) throw new HarveyError(`${rel} is a folder`);
+    const info = await agent.workspace.stat(rel);
+    if (info.isDirectory) throw new HarveyError(`${rel} is a folder`);
+    // The old bytes go into the undo journal: a file too large to keep is not replaced.
+    if (opts.maxBytes !== undefined && info.size > opts.maxBytes) {
+      throw new HarveyError(
+        `${rel} is ${formatBytes(info.size)}; files larger than ${
+          formatBytes(opts.maxBytes)
+        } are not changed this way`,
+      );
+    }
     await accessPath(agent, rel, "read");
   }
   return { path: rel, before: await readIfExists(agent, rel), after };
@@ -91,15 +98,21 @@ function paint(line: string): string {
 }
 
 /**
- * Writes the header and unified diff of `change` to `out` (at most 200 lines), coloured when
- * `color` is set. The file's text is data: its control characters are shown, not obeyed.
+ * Writes the header and unified diff of `change` to `out` (at most 200 lines unless `all`),
+ * coloured when `color` is set. The file's text is data: its control characters are shown, not
+ * obeyed. Returns how many diff lines were left out.
  */
-export function showChange(change: FileChange, out: Output, color: boolean): void {
+export function showChange(
+  change: FileChange,
+  out: Output,
+  color: boolean,
+  opts: { all?: boolean } = {},
+): number {
   const after = new TextDecoder().decode(change.after);
   const path = escapeControls(change.path);
   if (change.before && isBinary(change.before)) {
     out.write(`${path} (binary file of ${formatBytes(change.before.length)}, replaced by text)\n`);
-    return;
+    return 0;
   }
   const before = change.before ? new TextDecoder().decode(change.before) : "";
   const { added, removed } = diffStats(diffLines(before, after));
@@ -113,13 +126,14 @@ export function showChange(change: FileChange, out: Output, color: boolean): voi
     to: `b/${change.path}`,
   }).split("\n");
   if (diff.at(-1) === "") diff.pop();
-  for (const raw of diff.slice(0, DIFF_LINES_SHOWN)) {
+  const shown = opts.all ? diff.length : Math.min(diff.length, DIFF_LINES_SHOWN);
+  for (const raw of diff.slice(0, shown)) {
     const line = escapeControls(raw);
     out.write(`${color ? paint(line) : line}\n`);
   }
-  if (diff.length > DIFF_LINES_SHOWN) {
-    out.write(`… ${diff.length - DIFF_LINES_SHOWN} more diff lines not shown\n`);
-  }
+  const left = diff.length - shown;
+  if (left) out.write(`… ${left} more diff lines not shown\n`);
+  return left;
 }
 
 /** Folders missing above `rel` (deepest first): the ones writing it will create. */

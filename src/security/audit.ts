@@ -6,6 +6,7 @@
  * @module
  */
 import type { Output } from "../types.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 
 /** How an audited action ended. */
 export type AuditOutcome = "allowed" | "denied" | "error" | "success";
@@ -150,7 +151,12 @@ function lstatOrNull(path: string): Deno.FileInfo | null {
   }
 }
 
-/** One event as a line for `/audit show`. */
+/**
+ * One event as a line for `/audit show`. The details hold the model's own strings (paths,
+ * commands): their control characters are shown, not obeyed.
+ */
 export function formatAuditEvent(event: AuditEvent): string {
-  return `${event.time}  ${event.outcome.padEnd(7)}  ${event.action.padEnd(11)}  ${event.details}`;
+  return `${event.time}  ${event.outcome.padEnd(7)}  ${event.action.padEnd(11)}  ${
+    escapeControls(event.details)
+  }`;
 }

@@ -46,7 +46,8 @@ const SECRET_NAMES: readonly RegExp[] = [
 ];
 /** Folders whose every file is a secret. */
 const SECRET_FOLDERS: readonly string[] = [".ssh", ".gnupg", ".aws"];
-const SECRET_PATHS: readonly string[] = ["agents/harvey.yaml"];
+// The line history holds whatever the user typed (a key pasted by mistake, too).
+const SECRET_PATHS: readonly string[] = ["agents/harvey.yaml", "agents/harvey_history"];
 /** Files Harvey keeps that the agent may read but not change. */
 const READ_ONLY_PATHS: readonly string[] = ["agents/audit.jsonl"];
 /**

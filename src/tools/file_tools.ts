@@ -10,6 +10,7 @@ import { listFolder } from "../ops/listing.ts";
 import { type FileChange, planChange, sameBytes } from "../ops/changes.ts";
 import { readText } from "../commands/read.ts";
 import { formatBytes } from "../ops/access.ts";
+import { headOf } from "../util/text_cut.ts";
 import { argsSchema } from "./args.ts";
 import { failed, type Tool, type ToolContext, type ToolOutcome } from "./tool.ts";
 
@@ -64,7 +65,7 @@ export const readFileTool: Tool = {
     const room = ctx.maxChars - header(total).length - 80;
     for (let i = first - 1; i < Math.min(total, first - 1 + wanted); i++) {
       if (body.length + lines[i].length > room && last >= first) break;
-      body += lines[i].length > room ? `${lines[i].slice(0, room)}…\n` : lines[i];
+      body += lines[i].length > room ? `${headOf(lines[i], room)}…\n` : lines[i];
       last = i + 1;
     }
     if (body && !body.endsWith("\n")) body += "\n";
@@ -165,7 +166,9 @@ export const writeFileTool: Tool = {
     const text = String(args.content);
     let change;
     try {
-      change = await planChange(agent, String(args.path), new TextEncoder().encode(text));
+      change = await planChange(agent, String(args.path), new TextEncoder().encode(text), {
+        maxBytes: TOOL_FILE_CAP,
+      });
     } catch (err) {
       return refused(err);
     }
@@ -208,8 +211,8 @@ export const editFileTool: Tool = {
   kind: "edit",
   subject: (args) => String(args.path),
   async run(agent, args, ctx) {
-    const oldText = String(args.old_text);
-    const newText = String(args.new_text);
+    let oldText = String(args.old_text);
+    let newText = String(args.new_text);
     if (!oldText) {
       return failed(
         "old_text is empty; give the exact text to replace (write_file creates a file)",
@@ -217,7 +220,7 @@ export const editFileTool: Tool = {
     }
     let file;
     try {
-      file = await readText(agent, String(args.path), { maxBytes: TOOL_FILE_CAP });
+      file = await readText(agent, String(args.path), { maxBytes: TOOL_FILE_CAP, exact: true });
     } catch (err) {
       return refused(err);
     }
@@ -226,7 +229,17 @@ export const editFileTool: Tool = {
         `${file.path} is larger than ${formatBytes(TOOL_FILE_CAP)}; edit_file cannot change it`,
       );
     }
-    const at = matchLines(file.text, oldText);
+    let at = matchLines(file.text, oldText);
+    // A file with CRLF line ends: the model's text most likely came with plain LF.
+    if (at.length === 0 && file.text.includes("\r\n") && !oldText.includes("\r\n")) {
+      const crlf = (t: string) => t.replace(/\r?\n/g, "\r\n");
+      const found = matchLines(file.text, crlf(oldText));
+      if (found.length) {
+        at = found;
+        oldText = crlf(oldText);
+        newText = crlf(newText);
+      }
+    }
     if (at.length === 0) {
       const loose = (s: string) => s.replace(/[ \t]+/g, " ").replace(/ ?\r?\n ?/g, "\n").trim();
       const hint = loose(file.text).includes(loose(oldText))

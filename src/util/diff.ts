@@ -33,14 +33,27 @@ function splitLines(text: string): Lines {
 }
 
 /**
- * The shortest edit script turning the lines of `before` into the lines of `after`.
+ * The search a diff may spend: steps of Myers' loop. Beyond it, what is left of the two texts
+ * is shown as removed and added — a correct diff, only not the shortest — so a model writing a
+ * few lines over a large file of look-alike lines cannot freeze the approval for a minute.
+ */
+export const DIFF_COST_LIMIT = 20_000_000;
+
+/**
+ * The shortest edit script turning the lines of `before` into the lines of `after` (within
+ * `maxCost` steps of search, see {@linkcode DIFF_COST_LIMIT}).
  *
  * @example
  * ```ts
  * diffLines("a\nb\n", "a\nc\n").map((d) => d.kind); // ["equal", "delete", "insert"]
  * ```
  */
-export function diffLines(before: string, after: string): DiffLine[] {
+export function diffLines(
+  before: string,
+  after: string,
+  opts: { maxCost?: number } = {},
+): DiffLine[] {
+  const budget = { left: opts.maxCost ?? DIFF_COST_LIMIT };
   const a = splitLines(before);
   const b = splitLines(after);
   // Lines become small integers; a last line without a newline differs from the same text with one.
@@ -77,7 +90,15 @@ export function diffLines(before: string, after: string): DiffLine[] {
       for (let i = aLo; i < aHi; i++) del(i);
       for (let j = bLo; j < bHi; j++) ins(j);
     } else {
-      const [x0, y0, x1, y1] = middleSnake(ai, bi, aLo, aHi, bLo, bHi);
+      const snake = middleSnake(ai, bi, aLo, aHi, bLo, bHi, budget);
+      if (!snake) {
+        // Out of search: the rest as a rewrite.
+        for (let i = aLo; i < aHi; i++) del(i);
+        for (let j = bLo; j < bHi; j++) ins(j);
+        for (let k = 0; k < suffix; k++) equal(aHi + k, bHi + k);
+        return;
+      }
+      const [x0, y0, x1, y1] = snake;
       const whole = x0 === aLo && y0 === bLo && x1 === aHi && y1 === bHi;
       if (
         whole || (x0 === aLo && y0 === bLo && x1 === x0) || (x1 === aHi && y1 === bHi && x0 === x1)
@@ -112,7 +133,10 @@ function disjoint(
   return true;
 }
 
-/** The middle snake of a[aLo, aHi) against b[bLo, bHi): its start and end, absolute. */
+/**
+ * The middle snake of a[aLo, aHi) against b[bLo, bHi): its start and end, absolute; undefined
+ * when the search would spend more than `budget.left` steps.
+ */
 function middleSnake(
   a: Int32Array,
   b: Int32Array,
@@ -120,7 +144,8 @@ function middleSnake(
   aHi: number,
   bLo: number,
   bHi: number,
-): [number, number, number, number] {
+  budget: { left: number },
+): [number, number, number, number] | undefined {
   const n = aHi - aLo;
   const m = bHi - bLo;
   const delta = n - m;
@@ -130,6 +155,8 @@ function middleSnake(
   const vf = new Int32Array(2 * max + 3);
   const vb = new Int32Array(2 * max + 3);
   for (let d = 0; d <= max; d++) {
+    budget.left -= 2 * d + 2;
+    if (budget.left < 0) return undefined;
     for (let k = -d; k <= d; k += 2) {
       let x = k === -d || (k !== d && vf[off + k - 1] < vf[off + k + 1])
         ? vf[off + k + 1]
