@@ -16,6 +16,7 @@ import type { Agent } from "../agent.ts";
 import { describeError } from "../errors.ts";
 import { isAbort } from "../llm/errors.ts";
 import { parseToolArguments } from "../tools/args.ts";
+import { headOf } from "../util/text_cut.ts";
 import { findTextCalls, textResult } from "../tools/text_calls.ts";
 import type { Tool, ToolContext, ToolOutcome } from "../tools/tool.ts";
 import type { ChatResult, Message, ToolCall, ToolSpec } from "../types.ts";
@@ -46,6 +47,13 @@ export interface LoopHooks {
   callStarted?(call: ToolCall, subject: string): void;
   /** A call ended (or was not run). */
   callEnded?(call: ToolCall, outcome: ToolOutcome): void;
+  /** Something the user should know, on one line (calls dropped from a reply). */
+  notice?(line: string): void;
+  /**
+   * Makes a result fit the room left in the window, measured with the server's own counter
+   * (a result sized in characters may still be too many tokens); returns what to send.
+   */
+  fitResult?(content: string): Promise<string>;
 }
 
 /** Options of {@linkcode runToolLoop}. */
@@ -85,6 +93,28 @@ const NOT_RUN: Record<LoopStop, string> = {
   interrupted: "[interrupted]",
 };
 
+/** The result of a call whose reply was cut at the reply limit before the call was complete. */
+const CUT_CALL = "[not run: your reply was cut at its length limit before this call was " +
+  "complete; make smaller calls (write a long file in parts: write_file a first part, then " +
+  "edit_file to add the rest)]";
+
+/** A tool name as models and servers send them; anything else names no tool. */
+const TOOL_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * Makes the ids of `calls` unique in the conversation (`seen`): a backend that gives none gets
+ * made-up ones that repeat from reply to reply, and a server may repeat its own; Anthropic and
+ * others refuse a conversation in which two calls share an id.
+ */
+function uniqueIds(calls: ToolCall[], seen: Set<string>): void {
+  for (const call of calls) {
+    if (!call.id || seen.has(call.id) || !/^[A-Za-z0-9_-]{1,64}$/.test(call.id)) {
+      call.id = `call_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`;
+    }
+    seen.add(call.id);
+  }
+}
+
 /** A tool message answering `call`. */
 export function toolResult(call: ToolCall, content: string): Message {
   return { role: "tool", content, toolCallId: call.id, toolName: call.name };
@@ -106,6 +136,7 @@ export async function runToolLoop(
   const rounds: ChatResult[] = [];
   let calls = 0;
   let prefix: readonly Message[] = messages;
+  const seenIds = new Set(messages.flatMap((m) => (m.toolCalls ?? []).map((c) => c.id)));
   for (;;) {
     let round: RoundOutcome;
     try {
@@ -120,14 +151,34 @@ export async function runToolLoop(
     const printed = native.length || round.interrupted || !byName.size
       ? undefined
       : findTextCalls(round.text, new Set(byName.keys()));
-    const toolCalls = native.length ? native : printed?.calls ?? [];
+    let toolCalls = native.length ? native : printed?.calls ?? [];
+    // A reply that asks for more calls than the turn has left: the rest are dropped from it
+    // (a model stuck repeating itself must not flood the history), said once.
+    const left = Math.max(1, opts.maxCalls - calls);
+    const dropped = toolCalls.length > left;
+    if (dropped) {
+      opts.hooks.notice?.(
+        `⚠ The model asked for ${toolCalls.length} tool calls in one reply; the first ${left} ` +
+          `are taken, the other ${toolCalls.length - left} dropped (tools.max_calls)`,
+      );
+      toolCalls = toolCalls.slice(0, left);
+    }
+    uniqueIds(toolCalls, seenIds);
     added.push({
       role: "assistant",
       content: round.text,
-      ...(native.length ? { toolCalls: native } : {}),
+      ...(native.length ? { toolCalls } : {}),
     });
     if (round.interrupted) return { messages: added, stopped: "interrupted", calls, rounds };
     if (!toolCalls.length) return { messages: added, calls, rounds };
+    // Cut at the reply limit: the last call (at least) is incomplete; none of them is run.
+    const cutCalls = round.result?.finishReason === "length";
+    if (cutCalls) {
+      opts.hooks.notice?.(
+        "✂ The reply was cut at its length limit inside a tool call: no call of it was run, " +
+          "and the model was told to make smaller ones",
+      );
+    }
     // Printed calls are answered together, in the form the model wrote them.
     const answers: string[] = [];
     const answer = (call: ToolCall, content: string) =>
@@ -138,20 +189,32 @@ export async function runToolLoop(
     for (const call of toolCalls) {
       if (!stopped && opts.signal?.aborted) stopped = "interrupted";
       if (!stopped && calls >= opts.maxCalls) stopped = "limit";
-      if (stopped) {
-        const outcome = { content: NOT_RUN[stopped], summary: "not run" };
+      if (stopped || cutCalls) {
+        const outcome = {
+          content: cutCalls ? CUT_CALL : NOT_RUN[stopped!],
+          summary: cutCalls ? "cut at the reply limit, not run" : "not run",
+          notRun: true,
+        };
+        call.arguments = safeArguments(call.arguments);
+        agent.audit?.record("tool", `${shownName(call.name)}: ${outcome.summary}`, "denied");
         opts.hooks.callEnded?.(call, outcome);
         answer(call, outcome.content);
         continue;
       }
       calls++;
       const outcome = await runCall(agent, call, byName, opts);
+      // Results go back in every later request: no lone surrogate a JSON parser refuses.
+      const measured = opts.hooks.fitResult
+        ? await opts.hooks.fitResult(outcome.content.toWellFormed())
+        : outcome.content;
+      const content = measured.toWellFormed();
       opts.hooks.callEnded?.(call, outcome);
-      answer(call, outcome.content);
+      answer(call, content);
       if (outcome.declined === "quit") stopped = "quit";
       if (outcome.interrupted) stopped = "interrupted";
     }
     if (answers.length) added.push({ role: "user", content: answers.join("\n") });
+    if (!stopped && dropped) stopped = "limit";
     if (stopped) return { messages: added, stopped, calls, rounds };
   }
 }
@@ -166,16 +229,23 @@ async function runCall(
   const tool = byName.get(call.name);
   if (!tool) {
     const known = [...byName.keys()].join(", ") || "none";
+    const name = shownName(call.name);
+    call.arguments = safeArguments(call.arguments);
     opts.hooks.callStarted?.(call, "");
+    agent.audit?.record("tool", `${name}: no such tool`, "error");
     return {
-      content: `There is no tool named "${call.name}"; the tools are: ${known}`,
+      content: `There is no tool named ${JSON.stringify(name)}; the tools are: ${known}`,
       summary: "unknown tool",
       error: true,
     };
   }
   const args = parseToolArguments(tool.spec, call.arguments);
   if (!args.ok) {
+    // The history keeps arguments that parse: a server re-reads every earlier call, and some
+    // (llama-server with templates that take object arguments) refuse one that does not.
+    call.arguments = safeArguments(call.arguments);
     opts.hooks.callStarted?.(call, "");
+    agent.audit?.record("tool", `${call.name}: invalid arguments`, "error");
     return { content: args.error, summary: "invalid arguments", error: true };
   }
   opts.hooks.callStarted?.(call, tool.subject(args.value));
@@ -190,17 +260,33 @@ async function runCall(
     agent.audit?.record(
       "tool",
       `${call.name} ${tool.subject(args.value)}: ${outcome.summary}`,
-      outcome.error ? "error" : outcome.declined ? "denied" : "success",
+      outcome.error || outcome.interrupted ? "error" : outcome.declined ? "denied" : "success",
     );
     return cut === outcome.content ? outcome : { ...outcome, content: cut };
   } catch (err) {
     if (isAbort(err, opts.signal)) {
+      agent.audit?.record("tool", `${call.name} ${tool.subject(args.value)}: interrupted`, "error");
       return { content: NOT_RUN.interrupted, summary: "interrupted", interrupted: true };
     }
     const why = describeError(err);
     agent.audit?.record("tool", `${call.name}: ${why}`, "error");
     return { content: why, summary: "error", error: true };
   }
+}
+
+/** Arguments as the history keeps them: the model's when they are a JSON object, else `{}`. */
+function safeArguments(text: string): string {
+  try {
+    const v = JSON.parse(text);
+    return typeof v === "object" && v !== null && !Array.isArray(v) ? text : "{}";
+  } catch {
+    return "{}";
+  }
+}
+
+/** A tool name as it may be shown and logged: a name, or its JSON quoted and cut. */
+function shownName(name: string): string {
+  return TOOL_NAME.test(name) ? name : JSON.stringify(name.slice(0, 64)).slice(1, -1);
 }
 
 /**
@@ -212,5 +298,5 @@ export function capResult(content: string, maxChars: number): string {
   const note = `\n[cut: ${content.length - maxChars} more characters not shown; ask for less]`;
   const room = Math.max(0, maxChars - note.length);
   const nl = content.lastIndexOf("\n", room);
-  return content.slice(0, nl > room / 2 ? nl : room) + note;
+  return headOf(content, nl > room / 2 ? nl : room) + note;
 }

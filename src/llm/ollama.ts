@@ -181,7 +181,9 @@ export class OllamaClient implements LLMClient {
         if (text) emit(split.push(text));
         if (chunk.message?.tool_calls) {
           firstAt ||= performance.now();
-          toolCalls.push(...ollamaToolCalls(chunk.message.tool_calls, toolCalls.length));
+          for (const call of ollamaToolCalls(chunk.message.tool_calls, toolCalls.length)) {
+            toolCalls.push(call);
+          }
         }
         if (chunk.done) {
           emit(split.flush());

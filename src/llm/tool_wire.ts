@@ -9,6 +9,9 @@
  */
 import type { Message, ToolCall, ToolSpec } from "../types.ts";
 
+/** The most calls one reply may carry on the wire; more are not read. */
+const MAX_CALLS = 1024;
+
 /** A call id for a backend that gives none (Ollama), unique within a reply. */
 export function madeUpCallId(index: number): string {
   return `call_${index}`;
@@ -82,7 +85,12 @@ export class ToolCallAccumulator {
     for (const raw of deltas as ToolCallDelta[]) {
       if (typeof raw !== "object" || raw === null) continue;
       const fn = raw.function ?? {};
-      const index = typeof raw.index === "number" ? raw.index : this.#indexOf(raw.id, fn.name);
+      // A small whole index is a call's place; anything else (a huge, negative or broken
+      // one from a hostile server) is read as no index at all.
+      const index = Number.isInteger(raw.index) && raw.index! >= 0 && raw.index! < MAX_CALLS
+        ? raw.index!
+        : this.#indexOf(raw.id, fn.name);
+      if (index >= MAX_CALLS) continue;
       const call = this.#calls[index] ??= { name: "", arguments: "" };
       this.#last = index;
       if (typeof raw.id === "string" && raw.id) call.id ??= raw.id;

@@ -12,7 +12,7 @@
  */
 import type { Agent } from "../agent.ts";
 import { TurnApprover } from "../agent/approval.ts";
-import { type LoopResult, runToolLoop } from "../agent/loop.ts";
+import { capResult, type LoopResult, runToolLoop } from "../agent/loop.ts";
 import { needClient } from "../commands/registry.ts";
 import { describeError, HarveyError } from "../errors.ts";
 import { isAbort } from "../llm/errors.ts";
@@ -22,7 +22,15 @@ import { ChangeSet } from "../ops/changes.ts";
 import { offeredTools } from "../tools/index.ts";
 import { refusesTools, rememberToolRefusal, type ToolModeSetting } from "../tools/mode.ts";
 import { withSystemSection } from "../tools/text_protocol.ts";
-import type { ChatResult, ChatStats, LLMClient, Message, Output, ToolSpec } from "../types.ts";
+import type {
+  ChatResult,
+  ChatStats,
+  LLMClient,
+  Message,
+  Output,
+  ToolCall,
+  ToolSpec,
+} from "../types.ts";
 import { type TurnDisplay, TurnView } from "./turn_view.ts";
 
 /** Where a turn writes, and how. */
@@ -49,7 +57,9 @@ const RESULT_CAP_CHARS = 24_000;
 const SMALL_RESULT_SHARE = 1 / 4;
 /** The fewest characters a result is given, however full the window (the request is then refused). */
 const RESULT_FLOOR_CHARS = 400;
-/** Characters per token when turning room in the window into a result's size (conservative). */
+/** Tokens a tool message takes besides its content (role markers, the call's id). */
+const RESULT_SLACK = 16;
+/** Characters per token when turning room in the window into a result's size (a first guess). */
 const CHARS_PER_TOKEN = 3;
 
 /**
@@ -99,6 +109,7 @@ export async function runPrompt(
     out: view.out,
     color: io.color,
     hold: (ask) => view.hold(ask),
+    interactive: io.spinner,
   });
   const changes = new ChangeSet(agent);
   let fitted: FittedRequest | undefined;
@@ -106,6 +117,7 @@ export async function runPrompt(
   let room = Infinity; // tokens left in the window for tool results
   let text = "";
   const transcript: string[] = [];
+  const subjects = new Map<ToolCall, string>();
 
   let loop: LoopResult;
   try {
@@ -174,11 +186,33 @@ export async function runPrompt(
             if (text) transcript.push(text);
           }
         },
-        callStarted: (call, subject) => view.callStarted(call, subject),
+        callStarted(call, subject) {
+          subjects.set(call, subject);
+          view.callStarted(call, subject);
+        },
         callEnded(call, outcome) {
           view.callEnded(call, outcome);
-          room -= Math.ceil(outcome.content.length / CHARS_PER_TOKEN);
-          transcript.push(`● ${call.name} — ${outcome.summary}`);
+          const subject = subjects.get(call);
+          transcript.push(`● ${call.name}${subject ? ` ${subject}` : ""} — ${outcome.summary}`);
+        },
+        notice: (line) => say(`${line}\n`),
+        async fitResult(content) {
+          // Characters are only a guess of tokens (CJK, digits, minified code run denser):
+          // the result is counted the way the server counts, and cut again until it fits.
+          const budget = agent.budget;
+          if (!budget || !Number.isFinite(room)) return content;
+          let result = content;
+          let tokens = await budget.text(result, client);
+          for (let i = 0; i < 3 && tokens > room - RESULT_SLACK; i++) {
+            const share = Math.max(0, room - RESULT_SLACK) / tokens;
+            result = capResult(
+              content,
+              Math.max(RESULT_FLOOR_CHARS, Math.floor(result.length * share * 0.9)),
+            );
+            tokens = await budget.text(result, client);
+          }
+          room -= tokens + RESULT_SLACK;
+          return result;
         },
       },
     });
@@ -228,7 +262,7 @@ export async function runPrompt(
       `⚠ The turn stopped after ${loop.calls} tool calls (tools.max_calls in agents/harvey.yaml); ` +
         'say "continue" to let the model go on\n',
     );
-  } else if (loop.stopped === "quit") {
+  } else if (loop.stopped === "quit" && !approver.unanswered) {
     say("The turn was ended at your request; what was done so far is in the history\n");
   } else if (!final.content.trim()) {
     if (messages.length === 1) {
@@ -249,6 +283,8 @@ export async function runPrompt(
   }
   if (cut) say(`${cut}\n`);
   await keep(agent, input, user, messages, transcript, line);
+  // A script (or -p) that could not approve fails the line, its turn kept as far as it went.
+  if (approver.unanswered) throw new HarveyError(approver.unanswered);
 }
 
 /** How one request of the loop goes. */

@@ -11,6 +11,7 @@ import type { Agent } from "../agent.ts";
 import type { ToolOutcome } from "../tools/tool.ts";
 import type { ChatStats, Output, ToolCall } from "../types.ts";
 import { escapeControls } from "../util/terminal_text.ts";
+import { headOf } from "../util/text_cut.ts";
 import { Spinner } from "./spinner.ts";
 import type { TurnIO } from "./turn.ts";
 
@@ -162,8 +163,10 @@ export class TurnView implements TurnDisplay {
     this.#call = undefined;
     clearInterval(this.#ticker);
     this.#clear();
-    const mark = outcome.error || outcome.declined || outcome.interrupted ? "○" : "●";
-    const what = `${call.name}${subject ? ` ${oneLine(subject)}` : ""}`;
+    const ok = !outcome.error && !outcome.declined && !outcome.interrupted && !outcome.notRun;
+    const mark = ok ? "●" : "○";
+    // The name is the model's too: shown as data, like the subject.
+    const what = `${oneLine(call.name)}${subject ? ` ${oneLine(subject)}` : ""}`;
     this.io.out.write(`${this.#paint(mark, outcome)} ${what} — ${outcome.summary}\n`);
   }
 
@@ -182,7 +185,11 @@ export class TurnView implements TurnDisplay {
 
   #paint(mark: string, outcome: ToolOutcome): string {
     if (!this.io.color) return mark;
-    const code = outcome.error || outcome.interrupted ? 31 : outcome.declined ? 33 : 32;
+    const code = outcome.error || outcome.interrupted
+      ? 31
+      : outcome.declined || outcome.notRun
+      ? 33
+      : 32;
     return `\x1b[${code}m${mark}\x1b[0m`;
   }
 
@@ -191,11 +198,11 @@ export class TurnView implements TurnDisplay {
     const c = this.#call;
     const secs = Math.floor((performance.now() - c.started) / 1000);
     const extra = [c.lines ? `${c.lines} lines` : "", secs ? `${secs}s` : ""].filter(Boolean);
-    const line = `● ${c.call.name} ${oneLine(c.subject)} …${
+    const line = `● ${oneLine(c.call.name)} ${oneLine(c.subject)} …${
       extra.length ? ` ${extra.join(", ")}` : ""
     }`;
     const columns = Deno.stdout.isTerminal() ? Deno.consoleSize().columns : 80;
-    const cut = line.length >= columns ? `${line.slice(0, columns - 2)}…` : line;
+    const cut = line.length >= columns ? `${headOf(line, columns - 2)}…` : line;
     this.#drawnAt = performance.now();
     this.io.out.write(`\r\x1b[2K${this.io.color ? `\x1b[2m${cut}\x1b[0m` : cut}`);
     this.#lineOpen = true;
@@ -216,5 +223,5 @@ export class TurnView implements TurnDisplay {
 /** A subject on one line, its control characters shown, at most 80 characters. */
 function oneLine(text: string): string {
   const flat = escapeControls(text.replace(/\s*\n\s*/g, " ⏎ "));
-  return flat.length > 80 ? `${flat.slice(0, 79)}…` : flat;
+  return flat.length > 80 ? `${headOf(flat, 79)}…` : flat;
 }

@@ -8,10 +8,14 @@
  */
 import { describeError } from "../errors.ts";
 import { runGit } from "../ops/git.ts";
-import { DeclinedError, runProgram } from "../ops/run.ts";
+import { DeclinedError, quoteArg, runProgram } from "../ops/run.ts";
 import { splitArgs } from "../util/split_args.ts";
+import { headOf, tailOf } from "../util/text_cut.ts";
 import { argsSchema } from "./args.ts";
 import { failed, type Tool } from "./tool.ts";
+
+/** Vertical white space: a command on several lines could show one thing and run another. */
+const LINE_BREAK = /[\n\r\v\f\u0085\u2028\u2029]/;
 
 /** Shell syntax `run_command` does not have: it runs one program, without a shell. */
 const SHELL_SYNTAX = /(^|\s)(\||\|\||&&|;|>|>>|<|2>&1|&)(\s|$)|\$\(|`/;
@@ -33,10 +37,11 @@ class Folded {
     const half = Math.floor(this.max / 2);
     if (this.#head.length < half) {
       const room = half - this.#head.length;
-      this.#head += text.slice(0, room);
-      text = text.slice(room);
+      const part = headOf(text, room);
+      this.#head += part;
+      text = text.slice(part.length);
     }
-    this.#tail = (this.#tail + text).slice(-half);
+    this.#tail = tailOf(this.#tail + text, half);
   }
 
   /** Lines of output in all. */
@@ -70,6 +75,12 @@ export const runCommandTool: Tool = {
   subject: (args) => String(args.command),
   async run(agent, args, ctx) {
     const command = String(args.command).trim();
+    if (LINE_BREAK.test(command)) {
+      return failed(
+        "run_command takes one command line; this one has a line break: run one command per call",
+        "refused",
+      );
+    }
     if (SHELL_SYNTAX.test(command)) {
       return failed(
         "run_command runs one program without a shell: pipes, redirections, ; and && are not " +
@@ -97,7 +108,9 @@ export const runCommandTool: Tool = {
           ctx.onOutput?.(text);
         },
         async confirm() {
-          const answer = await ctx.approve({ kind: "run", tool: "run_command", command });
+          // What is shown is what runs: the words as they will be passed, quoted.
+          const shown = argv.map(quoteArg).join(" ");
+          const answer = await ctx.approve({ kind: "run", tool: "run_command", command: shown });
           if (answer !== "yes") declined = answer;
           return answer === "yes";
         },
@@ -155,7 +168,7 @@ export const gitTool: Tool = {
         label: "the git tool",
       });
       const body = text.length > ctx.maxChars - 120
-        ? `${text.slice(0, ctx.maxChars - 120)}\n[cut: narrow it with a path or -n N]`
+        ? `${headOf(text, ctx.maxChars - 120)}\n[cut: narrow it with a path or -n N]`
         : text;
       const note = cut ? "\n[output cut: narrow it with a path or -n N]" : "";
       return {

@@ -49,6 +49,8 @@ export interface ToolOutcome {
   declined?: "no" | "quit";
   /** Ctrl-C stopped it. */
   interrupted?: boolean;
+  /** It was not run (the turn's limit, a quit, a reply cut short). */
+  notRun?: boolean;
 }
 
 /** One tool. */
