@@ -29,6 +29,7 @@ import { kbCommand } from "./kb.ts";
 import { ragCommand } from "./rag.ts";
 import { toolsCommand } from "./tools.ts";
 import { CommandRegistry } from "./registry.ts";
+import { sessionCommand } from "./session.ts";
 
 /** A registry with all of Harvey's commands. */
 export function createRegistry(): CommandRegistry {
@@ -43,6 +44,7 @@ export function createRegistry(): CommandRegistry {
     llamafileCommand,
     llamacppCommand,
     recordCommand,
+    sessionCommand,
     filesCommand,
     readCommand,
     writeCommand,
