@@ -13,7 +13,7 @@ import { loadSystemPrompt } from "./config/harvey_md.ts";
 import { type Flags, resolveSettings } from "./config/settings.ts";
 import { ConfigStore, type TrustPolicy } from "./config/store.ts";
 import { type Finding, trustFile, TrustStore } from "./config/trust.ts";
-import { describeError, HarveyError } from "./errors.ts";
+import { HarveyError } from "./errors.ts";
 import { processAlive } from "./runtime/pid_file.ts";
 import { TokenBudget } from "./llm/budget.ts";
 import type { ModelSource } from "./llm/catalog.ts";

@@ -89,7 +89,7 @@ async function rename(agent: Agent, args: string[], out: Output): Promise<void> 
     throw new UsageError("Usage: /session rename [ID] NAME");
   }
   const name = args.at(-1)!.trim();
-  if (!name || name.length > NAME_MAX || /[\x00-\x1f\x7f]/.test(name)) {
+  if (!name || name.length > NAME_MAX || /\p{Cc}/u.test(name)) {
     throw new UsageError(`A session name is 1 to ${NAME_MAX} characters on one line`);
   }
   const store = sessionStore(agent);
