@@ -11,6 +11,7 @@ import {
   currentLog,
   enterSession,
   forkSession,
+  pickSession,
   resumedLine,
   sessionStore,
 } from "../session/current.ts";
@@ -26,23 +27,6 @@ const SUBCOMMANDS = ["list", "show", "resume", "fork", "rename", "delete", "expo
 
 /** The longest name `/session rename` takes. */
 const NAME_MAX = 80;
-
-/**
- * Asks which saved session to use (the current one is not offered); throws HarveyError when
- * there is none.
- */
-export async function pickSession(agent: Agent, question: string): Promise<string> {
-  const current = currentLog(agent)?.id;
-  const { sessions } = await sessionStore(agent).list();
-  const others = sessions.filter((s) => s.id !== current);
-  if (!others.length) throw new HarveyError("No saved session in this workspace yet");
-  const picked = await agent.asker.pick(
-    question,
-    others.map((s) => ({ label: summaryLine(s), value: s.id })),
-  );
-  if (!("value" in picked)) throw new HarveyError("Pick a session from the list");
-  return picked.value;
-}
 
 async function list(agent: Agent, out: Output): Promise<void> {
   const { sessions, broken } = await sessionStore(agent).list();

@@ -11,6 +11,7 @@ import type { Agent } from "../agent.ts";
 import { HarveyError } from "../errors.ts";
 import { secretRedactor } from "../security/redact.ts";
 import type { Output } from "../types.ts";
+import { summaryLine } from "./export.ts";
 import type { SessionEvent } from "./format.ts";
 import { SessionLog, type SessionLogInit } from "./log.ts";
 import type { SessionState } from "./state.ts";
@@ -115,6 +116,23 @@ function restoreState(agent: Agent, state: SessionState): void {
   });
 }
 
+/**
+ * Asks which saved session to use (the current one is not offered); throws HarveyError when
+ * there is none.
+ */
+export async function pickSession(agent: Agent, question: string): Promise<string> {
+  const current = currentLog(agent)?.id;
+  const { sessions } = await sessionStore(agent).list();
+  const others = sessions.filter((s) => s.id !== current);
+  if (!others.length) throw new HarveyError("No saved session in this workspace yet");
+  const picked = await agent.asker.pick(
+    question,
+    others.map((s) => ({ label: summaryLine(s), value: s.id })),
+  );
+  if (!("value" in picked)) throw new HarveyError("Pick a session from the list");
+  return picked.value;
+}
+
 /** Says what was resumed: `✓ Resumed session ID (3 turns, last with qwen)`. */
 export function resumedLine(state: SessionState, out: Output, model?: string): void {
   const n = state.turns.length;
@@ -122,8 +140,8 @@ export function resumedLine(state: SessionState, out: Output, model?: string): v
   const name = state.name ? ` "${state.name}"` : "";
   const other = last && model && last !== model ? `; it was last with ${last}` : "";
   out.write(
-    `✓ Resumed session ${state.id}${name} (${n} ${
-      n === 1 ? "turn" : "turns"
-    }, ${state.conversation.length} messages${other})\n`,
+    `✓ Resumed session ${state.id}${name} (${n} ${n === 1 ? "turn" : "turns"}, ${
+      state.conversation.filter((m) => m.role !== "system").length
+    } messages${other})\n`,
   );
 }
