@@ -110,9 +110,9 @@ export class SessionStore {
    * HarveyError when none or several match.
    */
   async find(ref: string): Promise<string> {
+    // An exact ID is taken even when its file does not read: loading it then says why.
+    if ((await this.ids()).includes(ref)) return ref;
     const { sessions } = await this.list();
-    const exact = sessions.find((s) => s.id === ref);
-    if (exact) return exact.id;
     const named = sessions.filter((s) => s.name === ref);
     if (named.length === 1) return named[0].id;
     const prefixed = named.length ? named : sessions.filter((s) => s.id.startsWith(ref));
