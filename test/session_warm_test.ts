@@ -18,13 +18,17 @@ async function ggufWorkspace() {
   await Deno.mkdir(join(root, "Models"));
   const model = await writeGguf(join(root, "Models", "tiny.gguf"), 64, { nCtxTrain: 4096 });
   const log = join(bin, "slots.log");
-  const open = (): Promise<TestSession> =>
-    testSession({
+  const opened: TestSession[] = [];
+  const open = async (): Promise<TestSession> => {
+    const s = await testSession({
       root,
       flags: { gguf: model, ollama: "http://127.0.0.1:9", llamafileUrl: "http://127.0.0.1:9" },
       env: { PATH: bin, HARVEY_FAKE_SLOTS: log },
       selectBackend: true,
     });
+    opened.push(s);
+    return s;
+  };
   /** The fake's slot log from line `from` on. */
   const events = async (from = 0): Promise<SlotEvent[]> => {
     const text = await Deno.readTextFile(log).catch(() => "");
@@ -36,6 +40,8 @@ async function ggufWorkspace() {
     open,
     events,
     async cleanup() {
+      // A step that failed left its session open: its server is stopped here.
+      for (const s of opened) await s.close();
       await Deno.remove(root, { recursive: true });
       await Deno.remove(bin, { recursive: true });
     },
