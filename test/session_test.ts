@@ -394,6 +394,11 @@ Deno.test("the model's tools cannot read or write the saved sessions", async () 
     assert.match(s.out.text, /○ read_file agents\/sessions\/\S+ — .*/);
     assert.match(s.out.text, /○ write_file agents\/sessions\/\S+ — .*/);
     assert.doesNotMatch(s.out.text, /agents\/sessions\/\S+:\d+:/, "/search skips agents/");
+    const plan = await s.agent.sandbox!.plan({ writable: true, network: false });
+    assert.ok(
+      plan.maskDirs.includes(join(s.agent.workspace.root, "agents", "sessions")),
+      "the sandbox masks the sessions",
+    );
     await s.close();
     const events = await w.events(id);
     const results = events.filter((e) => e.type === "message" && e.message.role === "tool");
