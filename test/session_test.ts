@@ -321,9 +321,18 @@ Deno.test("a resumed session that does not fit the window is compacted by the ne
       );
       assert.equal(await t2.run("five\n"), 0, t2.err.text);
       assert.match(t2.err.text, /⟳ The conversation did not fit the 1024-token window/);
+      const compacted = plain(t2.agent.history);
       await t2.close();
       const cut = (await w.events(id)).find((e) => e.type === "truncate");
       assert.equal(cut?.type === "truncate" && cut.reason, "summary");
+      const t3 = await testSession({
+        root: w.root,
+        flags: { llamafileUrl: small.url, ollama: "http://127.0.0.1:9" },
+        selectBackend: true,
+      });
+      await openStartupSession(t3.agent, t3.err, { resume: id, interactive: false });
+      assert.deepEqual(plain(t3.agent.history), compacted, "resumed as compacted");
+      await t3.close();
     } finally {
       await small.close();
     }

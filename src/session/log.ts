@@ -193,7 +193,7 @@ export class SessionLog implements ConversationObserver {
         const worth = opts.force ||
           events.some((e) => e.type !== "message" || e.message.role !== "system");
         if (!worth) return false;
-        lines = [this.#header(), ...(this.#init.seed?.events ?? []), ...events];
+        lines = [this.#header(events[0]?.time), ...(this.#init.seed?.events ?? []), ...events];
       }
       const file = await this.#open();
       const bytes = new TextEncoder().encode(lines.map(encodeEvent).join(""));
@@ -226,12 +226,12 @@ export class SessionLog implements ConversationObserver {
     return this.#file;
   }
 
-  #header(): SessionHeader {
+  #header(time = this.#now()): SessionHeader {
     return {
       type: "session",
       version: SESSION_FORMAT,
       id: this.id,
-      time: this.#now(),
+      time,
       workspace: this.#agent.workspace.root,
       ...this.#init.header,
     };
