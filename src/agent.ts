@@ -13,7 +13,7 @@ import type { Recorder } from "./repl/recorder.ts";
 import type { Supervisor } from "./runtime/supervisor.ts";
 import type { AuditLog } from "./security/audit.ts";
 import type { Sandbox } from "./security/sandbox.ts";
-import type { Asker, LLMClient, Message, Output } from "./types.ts";
+import type { Asker, ChatStats, LLMClient, Message, Output } from "./types.ts";
 import type { Workspace } from "./workspace.ts";
 
 /** What an Agent is built from. */
@@ -35,6 +35,30 @@ export interface AgentOptions {
 /** The label of the history message that holds the pinned context. */
 export const PINNED_LABEL = "[pinned context]";
 
+/** What one finished turn was, besides the messages it added to the history. */
+export interface TurnRecord {
+  /** What the user typed (before RAG augmented it). */
+  input: string;
+  /** The model and the backend that answered (`client.model`, `client.name`). */
+  model: string;
+  backend: string;
+  /** The turn's tokens and time; none when it was interrupted or failed. */
+  stats?: ChatStats;
+  /** How the turn ended. */
+  outcome: "done" | "interrupted" | "failed";
+}
+
+/**
+ * Told about every change of the conversation (the history, the pinned context) and about
+ * every finished turn: what keeps the session on disk (`src/session/log.ts`).
+ */
+export interface ConversationObserver {
+  /** The history or the pinned context changed (a message, `/clear`, compaction, a pin). */
+  changed(): void;
+  /** A turn ended; its messages are in the history already. */
+  turnEnded(turn: TurnRecord): Promise<void>;
+}
+
 /** One session of Harvey. */
 export class Agent {
   readonly workspace: Workspace;
@@ -48,8 +72,9 @@ export class Agent {
   readonly supervisor: Supervisor;
   readonly stats = new StatsWindow(5);
   systemPrompt: string;
-  history: Message[] = [];
   recorder?: Recorder;
+  /** Keeps the conversation as it goes (the session file), when set. */
+  observer?: ConversationObserver;
   /** Where `/model` and start-up look for models. */
   sources: ModelSource[] = [];
   /** Rewrites a prompt before it is sent (RAG retrieval), when set. */
@@ -72,10 +97,12 @@ export class Agent {
   routeClient?: (name: string) => Promise<LLMClient>;
   /** Set by `/exit`: the loop ends after the current line. */
   exitRequested = false;
+  #history: Message[] = [];
   #pinned = "";
   #client?: LLMClient;
   #contextWindow?: number;
   #shutdown: (() => Promise<unknown>)[] = [];
+  #beforeClose: (() => Promise<unknown>)[] = [];
   #ending?: Promise<void>;
 
   constructor(opts: AgentOptions) {
@@ -89,6 +116,43 @@ export class Agent {
     this.supervisor = opts.supervisor;
     this.systemPrompt = opts.systemPrompt;
     this.clearHistory();
+  }
+
+  /**
+   * The conversation as it is sent: the system prompt, the pinned context, then the turns.
+   * Replacing it (compaction does) tells the observer, as every method that changes it does;
+   * code that pushes onto it calls {@linkcode Agent.endTurn} or {@linkcode Agent.touched}.
+   */
+  get history(): Message[] {
+    return this.#history;
+  }
+
+  set history(messages: Message[]) {
+    this.#history = messages;
+    this.touched();
+  }
+
+  /** Tells the observer that the history or the pinned context changed. */
+  touched(): void {
+    this.observer?.changed();
+  }
+
+  /** A turn ended (its messages are in the history): the observer records it. */
+  async endTurn(turn: TurnRecord): Promise<void> {
+    this.touched();
+    await this.observer?.turnEnded(turn);
+  }
+
+  /**
+   * Puts a saved conversation back: its system prompt, its pinned context and its messages
+   * (after the system prompt and the pin), as they were.
+   */
+  restore(saved: { systemPrompt: string; pinned: string; messages: Message[] }): void {
+    this.systemPrompt = saved.systemPrompt;
+    this.#pinned = saved.pinned;
+    this.clearHistory();
+    this.#history.push(...saved.messages);
+    this.touched();
   }
 
   /** The current backend, if one is selected. */
@@ -131,24 +195,35 @@ export class Agent {
     );
     if (i >= 0) this.history.splice(i, 1);
     if (text) this.history.splice(1, 0, { role: "user", content: `${PINNED_LABEL}\n\n${text}` });
+    this.touched();
   }
 
   /** Appends a message to the history. */
   addMessage(role: Message["role"], content: string): void {
     this.history.push({ role, content });
+    this.touched();
   }
 
   /** Resets the history to the system prompt and the pinned context. */
   clearHistory(): void {
-    this.history = [{ role: "system", content: this.systemPrompt }];
+    const history: Message[] = [{ role: "system", content: this.systemPrompt }];
     if (this.#pinned) {
-      this.history.push({ role: "user", content: `${PINNED_LABEL}\n\n${this.#pinned}` });
+      history.push({ role: "user", content: `${PINNED_LABEL}\n\n${this.#pinned}` });
     }
+    this.history = history;
   }
 
   /** Registers work to do when the session ends (stop servers, close databases). */
   onShutdown(fn: () => Promise<unknown>): void {
     this.#shutdown.push(fn);
+  }
+
+  /**
+   * Registers work to do when the session ends, before the backend is closed (while its
+   * server still runs: saving its cache, the last lines of the session file).
+   */
+  beforeClose(fn: () => Promise<unknown>): void {
+    this.#beforeClose.push(fn);
   }
 
   /**
@@ -161,6 +236,7 @@ export class Agent {
   }
 
   async #end(): Promise<void> {
+    for (const fn of this.#beforeClose.splice(0).reverse()) await fn().catch(() => {});
     const hooks = this.#shutdown.splice(0).reverse();
     const client = this.#client;
     this.#client = undefined;

@@ -17,6 +17,9 @@ import { processTerminalIO, Terminal } from "./repl/terminal.ts";
 import { stderrOutput, stdoutOutput } from "./repl/output.ts";
 import { selectBackend } from "./repl/startup.ts";
 import { runPrompt } from "./repl/turn.ts";
+import { EventWriter, JsonTurnDisplay } from "./repl/json_display.ts";
+import { EventAsker, runRpc } from "./repl/rpc.ts";
+import { checkSessionFlags, openStartupSession } from "./session/startup.ts";
 import { join } from "node:path";
 import { runDoctor } from "./doctor.ts";
 import { installExitHooks } from "./runtime/exit_hooks.ts";
@@ -26,8 +29,20 @@ import { parseBenchArgs, runBench } from "./commands/bench.ts";
 /** Harvey's version. */
 export const VERSION = "0.1.0";
 
+/** The flags of the REPL and its program modes, beyond those the settings read. */
+type CliFlags = Flags & {
+  /** `-c/--continue` */
+  continue?: boolean;
+  /** `-r/--resume [ID]`: the ID, or true for the picker. */
+  resume?: string | true;
+  /** `--output text|json` (with `-p`). */
+  output?: string;
+  /** `--mode rpc` */
+  mode?: string;
+};
+
 type Parsed =
-  | { action: "repl"; flags: Flags }
+  | { action: "repl"; flags: CliFlags }
   | { action: "pull"; flags: Flags; args: PullArgs }
   | { action: "doctor"; flags: Flags; install: boolean }
   | { action: "bench"; flags: Flags; args: string[] };
@@ -55,8 +70,12 @@ function buildProgram(result: { parsed?: Parsed }) {
     .option("-p, --print <prompt>", "send one prompt, print the reply, exit")
     .option("-y, --yes", "answer yes to every confirmation")
     .option("--no-color", "plain output without colours")
+    .option("-c, --continue", "go on with the latest saved session of this workspace")
+    .option("-r, --resume [id]", "go on with a saved session (a picker when ID is omitted)")
+    .option("--output <format>", "with -p: text (default) or json, one JSON event per line")
+    .option("--mode <mode>", "rpc: JSON commands on stdin, JSON events on stdout")
     .action((opts) => {
-      result.parsed = { action: "repl", flags: opts as Flags };
+      result.parsed = { action: "repl", flags: opts as CliFlags };
     });
   program.command("pull")
     .description("download a GGUF or llamafile from Hugging Face (resumable, verified)")
@@ -90,7 +109,9 @@ function buildProgram(result: { parsed?: Parsed }) {
     .option("--tasks <n>", "how many of the ten tool tasks to run")
     .action((names: string[], opts: { mode?: string; tasks?: string }) => {
       const args = [...names];
-      if (opts.mode !== undefined) args.push("--mode", opts.mode);
+      // Harvey's own --mode (rpc) takes the flag wherever it stands; bench's is the same word.
+      const mode = opts.mode ?? (program.opts() as CliFlags).mode;
+      if (mode !== undefined) args.push("--mode", mode);
       if (opts.tasks !== undefined) args.push("--tasks", opts.tasks);
       result.parsed = { action: "bench", flags: program.opts() as Flags, args };
     });
@@ -182,10 +203,31 @@ function checkUrlFlag(url: string | undefined): void {
   }
 }
 
-async function runRepl(flags: Flags): Promise<number> {
+/** Throws a usage error for `--output` and `--mode` values, or flags they do not go with. */
+function checkProgramFlags(flags: CliFlags): void {
+  if (flags.output !== undefined && !["text", "json"].includes(flags.output)) {
+    throw new UsageError(`--output expects text or json, found "${flags.output}"`);
+  }
+  if (flags.mode !== undefined && flags.mode !== "rpc") {
+    throw new UsageError(`--mode expects rpc, found "${flags.mode}"`);
+  }
+  if (flags.output === "json" && flags.print === undefined) {
+    throw new UsageError(
+      "--output json goes with -p PROMPT; --mode rpc is the conversation for programs",
+    );
+  }
+  if (flags.mode === "rpc" && (flags.print !== undefined || flags.run)) {
+    throw new UsageError("--mode rpc reads its commands from stdin; it takes no -p or --run");
+  }
+}
+
+async function runRepl(flags: CliFlags): Promise<number> {
   const env = Deno.env.toObject();
-  const interactive = !flags.run && flags.print === undefined && Deno.stdin.isTerminal() &&
-    Deno.stdout.isTerminal();
+  const rpc = flags.mode === "rpc";
+  // Programs get JSON events on stdout and nothing else.
+  const events = rpc || flags.output === "json" ? new EventWriter(stdoutOutput) : undefined;
+  const interactive = !flags.run && flags.print === undefined && !rpc &&
+    Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
   const color = flags.color !== false && env.NO_COLOR === undefined && Deno.stdout.isTerminal();
   // Colours are for terminals: a pipe or a file gets plain text.
   if (!color) flags = { ...flags, color: false };
@@ -197,6 +239,9 @@ async function runRepl(flags: Flags): Promise<number> {
   try {
     code = await (async (): Promise<number> => {
       checkUrlFlag(flags.llamafileUrl);
+      checkProgramFlags(flags);
+      const sessionFlags = { continue: flags.continue, resume: flags.resume, interactive };
+      checkSessionFlags(sessionFlags);
       if (flags.run && flags.run !== "-") {
         try {
           source = linesFromText(await Deno.readTextFile(flags.run));
@@ -217,7 +262,10 @@ async function runRepl(flags: Flags): Promise<number> {
       const err = interactive ? stdoutOutput : stderrOutput;
       let asker;
       let history = new History();
-      if (interactive) {
+      if (events) {
+        // A program answers in RPC mode; -p has no input, so its questions are cancelled.
+        asker = new EventAsker(events, { yes: flags.yes, closed: !rpc });
+      } else if (interactive) {
         history = new History(
           await loadHistory(join(flags.workdir ?? Deno.cwd(), "agents")).catch(() => []),
         );
@@ -256,6 +304,12 @@ async function runRepl(flags: Flags): Promise<number> {
         const ctl = new AbortController();
         await terminal.whileBusy(() => ctl.abort(), () => startup(ctl.signal));
       } else await startup();
+      const resumed = await openStartupSession(agent, err, sessionFlags);
+      if (events && asker instanceof EventAsker) {
+        return rpc
+          ? await runRpc(agent, { lines: source!, events, asker, resumed })
+          : await printJson(agent, flags.print!, events, resumed);
+      }
       const io = { out: stdoutOutput, err, spinner: interactive, color };
       if (flags.print !== undefined) {
         const controller = new AbortController();
@@ -269,8 +323,11 @@ async function runRepl(flags: Flags): Promise<number> {
       return await runScript(agent, source!, io);
     })();
   } catch (err) {
-    stderrOutput.write(`✗ ${describeError(err)}\n`);
     code = err instanceof UsageError ? 2 : 1;
+    if (events) {
+      events.emit({ type: "error", message: describeError(err) });
+      events.emit({ type: "end", status: code });
+    } else stderrOutput.write(`✗ ${describeError(err)}\n`);
   } finally {
     terminal?.close();
     await agent?.shutdown();
@@ -278,6 +335,35 @@ async function runRepl(flags: Flags): Promise<number> {
   }
   // A signal that arrived while the session ran decides the exit status (143 for SIGTERM).
   return signals.code() ?? code;
+}
+
+/**
+ * `-p PROMPT --output json`: the session event, the turn's events, then `end` with the exit
+ * status (an `error` event before it when the turn failed).
+ */
+async function printJson(
+  agent: Agent,
+  prompt: string,
+  events: EventWriter,
+  resumed: boolean,
+): Promise<number> {
+  events.session(agent, resumed);
+  let status = 0;
+  try {
+    await runPrompt(agent, prompt, {
+      out: events.output("output"),
+      err: events.output("notice"),
+      spinner: false,
+      color: false,
+      signal: new AbortController().signal,
+      display: () => new JsonTurnDisplay(events),
+    });
+  } catch (err) {
+    status = 1;
+    events.emit({ type: "error", message: describeError(err) });
+  }
+  events.emit({ type: "end", status });
+  return status;
 }
 
 /**

@@ -26,6 +26,7 @@ import { Sandbox } from "./security/sandbox.ts";
 import { secretRedactor } from "./security/redact.ts";
 import type { Asker, Output } from "./types.ts";
 import { Workspace } from "./workspace.ts";
+import { startSession } from "./session/current.ts";
 
 /** What a session is built from. */
 export interface SessionOptions {
@@ -114,6 +115,8 @@ export async function createSession(opts: SessionOptions): Promise<Agent> {
   );
   // `@name` turns: route clients are built on first use (only they hold keys), closed at exit.
   routeClients(agent);
+  // The conversation is saved as it goes (agents/sessions/ID.jsonl).
+  startSession(agent);
   return agent;
 }
 

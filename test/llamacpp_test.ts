@@ -108,6 +108,8 @@ Deno.test("a request-scoped llama-server: lazy start, warm for the session, stop
         "3072",
         "-ngl",
         "0",
+        "--slot-save-path",
+        join(s.root, "agents", "slots"),
         "--jinja",
       ]);
       assert.equal(s.agent.contextWindow, 3072, "n_ctx read back from the running server");
@@ -527,7 +529,7 @@ Deno.test("ctx_size 0: the context window is read back once the server runs", as
     assert.equal(await s.run("hi\n/status\n"), 0, s.err.text);
     assert.equal(s.agent.contextWindow, 8192, "the model's own size, from the server");
     assert.match(s.out.text, /Context: +8192 tokens \(n_ctx reported by the server\)/);
-    assert.deepEqual((await runs(b.log))[0].argv.slice(-3), ["-c", "0", "--jinja"]);
+    assert.deepEqual((await runs(b.log))[0].argv.slice(-5, -2), ["-c", "0", "--slot-save-path"]);
   } finally {
     await b.cleanup();
   }

@@ -30,6 +30,7 @@ import { ragCommand } from "./rag.ts";
 import { toolsCommand } from "./tools.ts";
 import { benchCommand } from "./bench.ts";
 import { CommandRegistry } from "./registry.ts";
+import { sessionCommand } from "./session.ts";
 
 /** A registry with all of Harvey's commands. */
 export function createRegistry(): CommandRegistry {
@@ -44,6 +45,7 @@ export function createRegistry(): CommandRegistry {
     llamafileCommand,
     llamacppCommand,
     recordCommand,
+    sessionCommand,
     filesCommand,
     readCommand,
     writeCommand,

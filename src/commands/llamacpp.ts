@@ -18,6 +18,7 @@ import {
   programVersion,
 } from "../llm/llama_cli.ts";
 import { startLlamaServer } from "../runtime/llama_server.ts";
+import { slotSavePath } from "../session/warm.ts";
 import { findOnPath, isExecutable } from "../runtime/spawn.ts";
 import type { LLMClient, Output } from "../types.ts";
 import { waitIndicator } from "../repl/spinner.ts";
@@ -95,6 +96,7 @@ export async function connectGguf(
           ctxSize,
           gpuLayers: cfg.gpu_layers,
           extraArgs: cfg.extra_args,
+          slotSavePath: slotSavePath(agent),
           signal,
           onProgress: (text) => progress.report?.(text),
         }),

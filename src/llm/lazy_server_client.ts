@@ -15,6 +15,23 @@ import type {
   ToolSupport,
 } from "../types.ts";
 import { OpenAICompatClient } from "./openai_compat.ts";
+import { openAIMessages } from "./tool_wire.ts";
+
+/** What llama-server answered to a slot's save or restore (`POST /slots/N?action=…`). */
+export interface SlotResult {
+  slot: number;
+  /** Tokens saved (`n_saved`) or restored (`n_restored`). */
+  tokens: number;
+  /** Bytes written (`n_written`) or read (`n_read`). */
+  bytes: number;
+  /** The server's own time for it (`timings.save_ms` / `timings.restore_ms`). */
+  ms: number;
+}
+
+/** The longest a slot's save or restore may take (a large model's cache is gigabytes). */
+const SLOT_TIMEOUT_MS = 120_000;
+/** The longest the template and the tokenizer may take to count a conversation. */
+const COUNT_TIMEOUT_MS = 10_000;
 
 /** How to start the server and talk to it. */
 export interface LazyServerOptions {
@@ -54,6 +71,7 @@ export class LazyServerClient implements LLMClient {
   #inner?: OpenAICompatClient;
   #starting?: Promise<OpenAICompatClient>;
   #closing = new AbortController();
+  #pending?: () => Promise<void>;
 
   constructor(opts: LazyServerOptions) {
     this.#opts = opts;
@@ -100,15 +118,95 @@ export class LazyServerClient implements LLMClient {
     return this.#inner;
   }
 
-  /** Starts the server when needed, so the window and tokenizer measured next are its own. */
+  /**
+   * Starts the server when needed, so the window and tokenizer measured next are its own,
+   * and runs the work left for the next request ({@linkcode LazyServerClient.beforeNextRequest}).
+   */
   async prepare(signal?: AbortSignal): Promise<void> {
     await this.ensureStarted(signal);
+    await this.#runPending();
   }
 
   /** Starts the server when needed, then streams the reply. */
   async chat(messages: Message[], opts: ChatOptions): Promise<ChatResult> {
     const inner = await this.ensureStarted(opts.signal);
+    await this.#runPending();
     return await inner.chat(messages, opts);
+  }
+
+  /**
+   * Leaves `work` to run once the server is ready, before the next request is measured or
+   * sent (restoring a saved cache); a failure of it is ignored. It replaces work left before.
+   */
+  beforeNextRequest(work: () => Promise<void>): void {
+    this.#pending = work;
+  }
+
+  async #runPending(): Promise<void> {
+    const work = this.#pending;
+    this.#pending = undefined;
+    await work?.().catch(() => {});
+  }
+
+  /**
+   * The token ids of `messages` as the server's chat template renders them, without the
+   * prompt of a reply (`add_generation_prompt: false`), so a longer conversation's tokens
+   * begin with a shorter one's. Undefined when the server is not running or cannot tell.
+   */
+  async conversationTokens(messages: Message[]): Promise<number[] | undefined> {
+    const server = this.server;
+    if (!server) return undefined;
+    const rendered = await postJson(server.url, "/apply-template", {
+      model: this.model,
+      messages: openAIMessages(messages),
+      add_generation_prompt: false,
+    }, COUNT_TIMEOUT_MS);
+    if (typeof rendered?.prompt !== "string") return undefined;
+    const counted = await postJson(server.url, "/tokenize", {
+      model: this.model,
+      content: rendered.prompt,
+      add_special: true,
+      parse_special: true,
+    }, COUNT_TIMEOUT_MS);
+    const tokens = counted?.tokens;
+    return Array.isArray(tokens) && tokens.every((t) => Number.isInteger(t))
+      ? tokens as number[]
+      : undefined;
+  }
+
+  /**
+   * Saves the cache of the slot that served the last request (the highest `id_task` in `GET
+   * /slots`, else slot 0) to `filename` in the server's `--slot-save-path`. Undefined when
+   * the server is not running or cannot (started without `--slot-save-path`: 501).
+   */
+  async saveSlot(filename: string): Promise<SlotResult | undefined> {
+    const server = this.server;
+    if (!server) return undefined;
+    const slot = await lastSlot(server.url);
+    const body = await postJson(
+      server.url,
+      `/slots/${slot}?action=save`,
+      { filename },
+      SLOT_TIMEOUT_MS,
+    );
+    return slotResult(body, "n_saved", "n_written", "save_ms");
+  }
+
+  /**
+   * Loads the cache saved as `filename` into slot `slot` (default 0). Undefined when the server
+   * is not running or refuses (no `--slot-save-path`, a missing or foreign file: the server
+   * then leaves the slot empty).
+   */
+  async restoreSlot(filename: string, slot = 0): Promise<SlotResult | undefined> {
+    const server = this.server;
+    if (!server) return undefined;
+    const body = await postJson(
+      server.url,
+      `/slots/${slot}?action=restore`,
+      { filename },
+      SLOT_TIMEOUT_MS,
+    );
+    return slotResult(body, "n_restored", "n_read", "restore_ms");
   }
 
   /** The server's models once it runs; the configured model before. */
@@ -162,4 +260,67 @@ export class LazyServerClient implements LLMClient {
     this.#inner = undefined;
     await server?.stop();
   }
+}
+
+/** POSTs `body` as JSON; the answer's JSON object when the status is 2xx, else undefined. */
+async function postJson(
+  base: string,
+  path: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<Record<string, unknown> | undefined> {
+  try {
+    const res = await fetch(`${base}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!res.ok) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    const value = await res.json();
+    return typeof value === "object" && value !== null ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The slot whose task came last (`GET /slots`), 0 when the server does not say. */
+async function lastSlot(base: string): Promise<number> {
+  try {
+    const res = await fetch(`${base}/slots`, { signal: AbortSignal.timeout(COUNT_TIMEOUT_MS) });
+    if (!res.ok) {
+      await res.body?.cancel();
+      return 0;
+    }
+    const slots = await res.json();
+    if (!Array.isArray(slots)) return 0;
+    let best = { id: 0, task: -Infinity };
+    for (const s of slots) {
+      if (Number.isInteger(s?.id) && typeof s.id_task === "number" && s.id_task > best.task) {
+        best = { id: s.id, task: s.id_task };
+      }
+    }
+    return best.id;
+  } catch {
+    return 0;
+  }
+}
+
+function slotResult(
+  body: Record<string, unknown> | undefined,
+  tokens: string,
+  bytes: string,
+  ms: string,
+): SlotResult | undefined {
+  if (!body || typeof body[tokens] !== "number") return undefined;
+  const timings = body.timings as Record<string, unknown> | undefined;
+  return {
+    slot: typeof body.id_slot === "number" ? body.id_slot : 0,
+    tokens: body[tokens] as number,
+    bytes: typeof body[bytes] === "number" ? body[bytes] as number : 0,
+    ms: typeof timings?.[ms] === "number" ? timings[ms] as number : 0,
+  };
 }

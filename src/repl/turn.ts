@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Agent } from "../agent.ts";
+import type { Agent, TurnRecord } from "../agent.ts";
 import { TurnApprover } from "../agent/approval.ts";
 import { capResult, type LoopResult, runToolLoop } from "../agent/loop.ts";
 import { needClient } from "../commands/registry.ts";
@@ -222,7 +222,9 @@ export async function runPrompt(
     // middle is kept, marked, and the error said.
     const kept = [...(err as { partial?: Message[] }).partial ?? []];
     if (text) kept.push({ role: "assistant", content: `${text}\n${CUT_OFF_MARK}` });
-    if (kept.length) await keep(agent, input, user, kept, transcript);
+    if (kept.length) {
+      await keep(agent, input, user, kept, transcript, { client, outcome: "failed" });
+    }
     throw err instanceof HarveyError ? err : new HarveyError(describeError(err));
   }
   view.close();
@@ -245,7 +247,7 @@ export async function runPrompt(
         ? "⏹ Interrupted — the tool call was stopped; the turn so far is kept in the history\n"
         : "⏹ Interrupted — the partial reply is kept in the history\n",
     );
-    await keep(agent, input, user, messages, transcript);
+    await keep(agent, input, user, messages, transcript, { client, outcome: "interrupted" });
     return;
   }
   const stats = totals(loop.rounds);
@@ -282,7 +284,12 @@ export async function runPrompt(
     say("⚠ The model gave no answer after its tool calls — ask it to sum up\n");
   }
   if (cut) say(`${cut}\n`);
-  await keep(agent, input, user, messages, transcript, line);
+  await keep(agent, input, user, messages, transcript, {
+    client,
+    outcome: approver.unanswered ? "failed" : "done",
+    stats,
+    line,
+  });
   // A script (or -p) that could not approve fails the line, its turn kept as far as it went.
   if (approver.unanswered) throw new HarveyError(approver.unanswered);
 }
@@ -367,8 +374,15 @@ async function keep(
   user: Message,
   added: Message[],
   transcript: string[],
-  footer?: string,
+  end: { client: LLMClient; outcome: TurnRecord["outcome"]; stats?: ChatStats; line?: string },
 ): Promise<void> {
   agent.history.push(user, ...added);
-  await agent.recorder?.turn(input, transcript.join("\n\n"), footer);
+  await agent.endTurn({
+    input,
+    model: end.client.model,
+    backend: end.client.name,
+    stats: end.stats,
+    outcome: end.outcome,
+  });
+  await agent.recorder?.turn(input, transcript.join("\n\n"), end.line);
 }

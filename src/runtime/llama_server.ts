@@ -23,6 +23,11 @@ export interface LlamaServerOptions {
   gpuLayers?: number;
   /** More arguments, passed as they are (e.g. `--pooling mean`). */
   extraArgs?: string[];
+  /**
+   * The folder where the server saves and restores slot caches (`--slot-save-path`); it is
+   * created before the server starts (llama-server refuses a folder that is not there).
+   */
+  slotSavePath?: string;
   /** Variables added to the child's filtered environment. */
   env?: Record<string, string>;
   /** PATH to find `binary` on (default: Harvey's). */
@@ -31,7 +36,7 @@ export interface LlamaServerOptions {
 
 /**
  * The arguments of `llama-server` for `modelPath`:
- * `-m MODEL --host 127.0.0.1 --port P [-c N] [-ngl N] …extra --jinja`.
+ * `-m MODEL --host 127.0.0.1 --port P [-c N] [-ngl N] [--slot-save-path DIR] …extra --jinja`.
  */
 export function llamaServerArgs(
   modelPath: string,
@@ -42,6 +47,9 @@ export function llamaServerArgs(
   if (opts.ctxSize !== undefined) args.push("-c", String(opts.ctxSize));
   if (opts.gpuLayers !== undefined) args.push("-ngl", String(opts.gpuLayers));
   const extra = opts.extraArgs ?? [];
+  if (opts.slotSavePath !== undefined && !extra.includes("--slot-save-path")) {
+    args.push("--slot-save-path", resolve(opts.slotSavePath));
+  }
   // --jinja: the model's own chat template renders tools (the default of recent builds);
   // extra arguments that say otherwise (`--no-jinja`) win.
   const jinja = extra.some((a) => a === "--jinja" || a === "--no-jinja") ? [] : ["--jinja"];
@@ -92,5 +100,6 @@ export async function startLlamaServer(
     const adopted = await sup.adopt("llama-server", modelPath);
     if (adopted) return adopted;
   }
+  if (opts.slotSavePath !== undefined) await Deno.mkdir(opts.slotSavePath, { recursive: true });
   return await sup.start(llamaServerSpec(modelPath, opts), opts);
 }

@@ -48,6 +48,8 @@ const SECRET_NAMES: readonly RegExp[] = [
 const SECRET_FOLDERS: readonly string[] = [".ssh", ".gnupg", ".aws"];
 // The line history holds whatever the user typed (a key pasted by mistake, too).
 const SECRET_PATHS: readonly string[] = ["agents/harvey.yaml", "agents/harvey_history"];
+/** Folders of Harvey's own state whose files are closed like secrets: the saved sessions and caches. */
+const SECRET_STATE: readonly string[] = ["agents/sessions", "agents/slots"];
 /** Files Harvey keeps that the agent may read but not change. */
 const READ_ONLY_PATHS: readonly string[] = ["agents/audit.jsonl"];
 /**
@@ -79,6 +81,7 @@ export const SECRET_PATTERNS: readonly string[] = [
   ".git-credentials",
   ".htpasswd",
   ...SECRET_FOLDERS.map((f) => `${f}/`),
+  ...SECRET_STATE.map((f) => `${f}/`),
   ...SECRET_PATHS,
 ];
 
@@ -119,6 +122,7 @@ export function normalizeRelPath(path: string): string | undefined {
 export function isSecretPath(relPath: string): boolean {
   const lower = relPath.toLowerCase();
   if (SECRET_PATHS.includes(lower)) return true;
+  if (SECRET_STATE.some((dir) => lower === dir || lower.startsWith(`${dir}/`))) return true;
   return lower.split("/").some((part) =>
     SECRET_FOLDERS.includes(part) || SECRET_NAMES.some((re) => re.test(part))
   );
