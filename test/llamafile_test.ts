@@ -610,10 +610,24 @@ Deno.test("start-up: flags win over the saved model, and what cannot be had is n
   }
 });
 
+/**
+ * Starts a fixture on a port that was free a moment ago, choosing again when a test running
+ * beside this one took it in between.
+ */
+async function onFreePort<T>(start: (port: number) => Promise<T>): Promise<T> {
+  for (let tries = 1;; tries++) {
+    try {
+      return await start(findFreePort());
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AddrInUse) || tries === 5) throw err;
+    }
+  }
+}
+
 Deno.test("start-up with the port taken: the expected model is used, a stranger is not", async (t) => {
   await t.step("a stranger on the port: a free port, and the stranger gets no prompt", async () => {
-    const port = findFreePort();
-    const stranger = await startFakeOpenAI({ port, modelId: "stranger" });
+    const stranger = await onFreePort((port) => startFakeOpenAI({ port, modelId: "stranger" }));
+    const { port } = stranger;
     const { dir } = await activeWorkspace({ port });
     try {
       const r = await harvey([], { cwd: dir, stdin: "hi\n" });
@@ -634,12 +648,10 @@ Deno.test("start-up with the port taken: the expected model is used, a stranger 
   });
 
   await t.step("the expected model on the port (started elsewhere): it is used", async () => {
-    const port = findFreePort();
-    const tinyElsewhere = await startFakeOpenAI({
-      port,
-      modelId: "tiny",
-      reply: () => "already up",
-    });
+    const tinyElsewhere = await onFreePort((port) =>
+      startFakeOpenAI({ port, modelId: "tiny", reply: () => "already up" })
+    );
+    const { port } = tinyElsewhere;
     const { dir } = await activeWorkspace({ port });
     try {
       const r = await harvey([], { cwd: dir, stdin: "hi\n" });
