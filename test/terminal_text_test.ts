@@ -9,3 +9,11 @@ Deno.test("control characters are shown, not interpreted", () => {
   assert.equal(escapeControls("\x9b2K\x00\x7f"), "\\x9b2K␀␡");
   assert.equal(escapeControls("ünïcödé ✓"), "ünïcödé ✓");
 });
+
+Deno.test("bidirectional overrides are shown, so a line reads in the order it runs", () => {
+  // "ls \u202e crs" would show as "ls src" reversed; the override is named instead.
+  assert.equal(escapeControls("ls \u202e crs"), "ls \\u202e crs");
+  assert.equal(escapeControls("a\u2066b\u2069.exe"), "a\\u2066b\\u2069.exe");
+  // Right-to-left text itself, and the marks it uses, are kept.
+  assert.equal(escapeControls("שלום \u200f مرحبا"), "שלום \u200f مرحبا");
+});

@@ -6,11 +6,13 @@
  * @module
  */
 
-// C0 controls except TAB and LF, a CR not followed by LF, DEL, and the C1 controls (CSI, OSC…).
+// C0 controls except TAB and LF, a CR not followed by LF, DEL, the C1 controls (CSI, OSC…),
+// and the bidirectional embeddings, overrides and isolates, which make a line read in another
+// order than it runs ("Trojan Source"); plain right-to-left text needs none of them.
 // deno-lint-ignore no-control-regex
-const CONTROL = /[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)/;
+const CONTROL = /[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]|\r(?!\n)/;
 // deno-lint-ignore no-control-regex
-const CONTROLS = /[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)/g;
+const CONTROLS = /[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]|\r(?!\n)/g;
 
 function visible(c: string): string {
   const code = c.charCodeAt(0);
@@ -18,6 +20,7 @@ function visible(c: string): string {
   if (code === 0x0d) return "␍";
   if (code === 0x7f) return "␡";
   if (code < 0x20) return String.fromCharCode(0x2400 + code); // ␀ ␁ … ␟
+  if (code > 0xff) return `\\u${code.toString(16)}`;
   return `\\x${code.toString(16)}`;
 }
 
