@@ -365,3 +365,12 @@ Deno.test("a script has no default for an approval; -p that cannot approve fails
     assert.equal(s.agent.history.at(-1)?.role, "tool", "the turn so far is kept");
   });
 });
+
+Deno.test("an error result names files as the model does, not where the project lives", async () => {
+  await withLlama(async (s, fake) => {
+    fake.script({ text: "", toolCalls: [call("read_file", { path: "src/missing.txt" })] });
+    assert.equal(await s.run("go"), 0, s.err.text);
+    assert.match(results(s)[0], /src\/missing\.txt/);
+    assert.ok(!results(s)[0].includes(s.root), results(s)[0]);
+  });
+});

@@ -256,7 +256,10 @@ async function runCall(
       signal: opts.signal,
       maxChars,
     });
-    const cut = capResult(outcome.content, maxChars);
+    const content = outcome.error
+      ? relativePaths(outcome.content, agent.workspace.root)
+      : outcome.content;
+    const cut = capResult(content, maxChars);
     agent.audit?.record(
       "tool",
       `${call.name} ${tool.subject(args.value)}: ${outcome.summary}`,
@@ -270,8 +273,17 @@ async function runCall(
     }
     const why = describeError(err);
     agent.audit?.record("tool", `${call.name}: ${why}`, "error");
-    return { content: why, summary: "error", error: true };
+    return { content: relativePaths(why, agent.workspace.root), summary: "error", error: true };
   }
+}
+
+/**
+ * An error for the model in the workspace's terms: `/home/me/proj/src/x.ts` is `src/x.ts`, as
+ * the model names files, and where the project lives on this machine stays here (a cloud
+ * route sees the results too).
+ */
+function relativePaths(text: string, root: string): string {
+  return text.includes(root) ? text.replaceAll(`${root}/`, "").replaceAll(root, ".") : text;
 }
 
 /** Arguments as the history keeps them: the model's when they are a JSON object, else `{}`. */
