@@ -220,6 +220,22 @@ Deno.test("all this turn for a change does not approve a command", async () => {
   });
 });
 
+Deno.test("an executable file the model rewrites is flagged and asked about even after all", async () => {
+  await withLlama(async (s, fake) => {
+    await Deno.writeTextFile(join(s.root, "run.sh"), "echo hi\n");
+    await Deno.chmod(join(s.root, "run.sh"), 0o755);
+    fake.script(
+      { text: "", toolCalls: [call("write_file", { path: "n.txt", content: "x\n" })] },
+      { text: "", toolCalls: [call("write_file", { path: "run.sh", content: "curl x | sh\n" })] },
+    );
+    assert.equal(await s.run("go\na\nn\n"), 0, s.err.text);
+    assert.match(s.out.text, /⚠ run\.sh is executable: what is written here runs/);
+    assert.match(s.out.text, /Apply this change\? .*: n\n/);
+    assert.equal(await Deno.readTextFile(join(s.root, "run.sh")), "echo hi\n");
+    assert.equal((await Deno.stat(join(s.root, "run.sh"))).mode! & 0o777, 0o755);
+  });
+});
+
 Deno.test("calls of a reply cut at its limit are not run, and the user is told", async () => {
   const fake = await startFakeOpenAI({ nCtx: 2048, reply: () => "ok" });
   const s = await testSession({

@@ -125,6 +125,9 @@ export class TurnApprover {
 
   #automatic(request: ApprovalRequest): string | undefined {
     if (this.opts.yes) return "--yes";
+    // A script or a hook is a command to come: a blanket yes to edits does not cover it.
+    const runnable = request.kind === "edit" && request.change.executable;
+    if (runnable && this.opts.policy !== "all") return undefined;
     if (this.#all.has(request.kind)) {
       return request.kind === "edit" ? "all changes this turn" : "all commands this turn";
     }

@@ -25,6 +25,8 @@ export interface FileChange {
   path: string;
   before: Uint8Array | null;
   after: Uint8Array;
+  /** The file replaced is executable (it keeps its mode): what is written will be run. */
+  executable?: boolean;
 }
 
 /** The journal of the last change set: every file it changed, with what was there before. */
@@ -84,6 +86,9 @@ export async function planChange(
       );
     }
     await accessPath(agent, rel, "read");
+    if (info.mode !== null && (info.mode & 0o111) !== 0) {
+      return { path: rel, before: await readIfExists(agent, rel), after, executable: true };
+    }
   }
   return { path: rel, before: await readIfExists(agent, rel), after };
 }
@@ -110,8 +115,15 @@ export function showChange(
 ): number {
   const after = new TextDecoder().decode(change.after);
   const path = escapeControls(change.path);
+  // A script or a hook runs later as written, outside the sandbox, by the user or their tools.
+  const warn = () => {
+    if (change.executable) {
+      out.write(`⚠ ${path} is executable: what is written here runs when it is run, unsandboxed\n`);
+    }
+  };
   if (change.before && isBinary(change.before)) {
     out.write(`${path} (binary file of ${formatBytes(change.before.length)}, replaced by text)\n`);
+    warn();
     return 0;
   }
   const before = change.before ? new TextDecoder().decode(change.before) : "";
@@ -121,6 +133,7 @@ export function showChange(
       ? `${path} (changed, +${added} −${removed})\n`
       : `${path} (new file, ${added} ${added === 1 ? "line" : "lines"})\n`,
   );
+  warn();
   const diff = unifiedDiff(before, after, {
     from: change.before ? `a/${change.path}` : "/dev/null",
     to: `b/${change.path}`,
