@@ -333,7 +333,7 @@ async function ptyBench(rig: StartupRig): Promise<BenchResult[]> {
     const writer = child.stdin.getWriter();
     try {
       const at = await watch.seen("harvey>");
-      await writer.write(encoder.encode("/exit\n"));
+      await writer.write(encoder.encode("/exit\r"));
       await writer.close();
       await child.status;
       await watch.done;
@@ -413,7 +413,7 @@ async function memoryBench(rig: StartupRig): Promise<BenchResult[]> {
   for (let i = 0; i < MEMORY_RUNS; i++) {
     // Side by side: memory does not disturb memory, and it halves the wait.
     const [h, b] = await Promise.all([
-      idleRss(rig, harvey, { text: "No backend selected", on: "stderr", label: "Harvey" }),
+      idleRss(rig, harvey, { text: "Nothing answers at", on: "stderr", label: "Harvey" }),
       idleRss(rig, idle, { text: "harvey>", on: "stdout", label: "the idle script" }),
     ]);
     harveyMiB.push(h);

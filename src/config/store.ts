@@ -8,7 +8,7 @@
  * @module
  */
 import { relative } from "node:path";
-import { type Document, LineCounter, loadYaml, type YamlNode, type YamlPair } from "../deps.ts";
+import { type Document, loadYaml, type YamlNode, type YamlPair } from "../deps.ts";
 import { HarveyError } from "../errors.ts";
 import { atomicWrite, removeStaleTemps } from "../util/atomic_write.ts";
 import { decodeLossless, encodeLossless } from "../util/lossless_text.ts";
@@ -269,7 +269,7 @@ async function parseText(
   display: string,
 ): Promise<{ value: unknown; doc: Document } | { error: string }> {
   const yaml = await loadYaml();
-  const lineCounter = new LineCounter();
+  const lineCounter = new yaml.LineCounter();
   let doc: Document;
   let value: unknown;
   try {
