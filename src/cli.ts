@@ -10,17 +10,15 @@ import type { Agent } from "./agent.ts";
 import { createSession } from "./session.ts";
 import { LineAsker, TerminalAsker } from "./repl/asker.ts";
 import { linesFromStream, linesFromText, type LineSource, runScript } from "./repl/headless.ts";
-import { runInteractive } from "./repl/interactive.ts";
 import { loadHistory } from "./repl/history.ts";
 import { History } from "./repl/line_editor.ts";
 import { processTerminalIO, Terminal } from "./repl/terminal.ts";
 import { stderrOutput, stdoutOutput } from "./repl/output.ts";
 import { selectBackend } from "./repl/startup.ts";
-import { runPrompt } from "./repl/turn.ts";
 import { join } from "node:path";
-import { runDoctor } from "./doctor.ts";
 import { installExitHooks } from "./runtime/exit_hooks.ts";
-import { offerRegistration, type PullArgs, runPull } from "./commands/pull.ts";
+// What only a prompt, the REPL, `pull` or `doctor` need is loaded by them (start-up stays small).
+import type { PullArgs } from "./commands/pull.ts";
 
 /** Harvey's version. */
 export const VERSION = "0.1.0";
@@ -242,10 +240,15 @@ async function runRepl(flags: Flags): Promise<number> {
       const io = { out: stdoutOutput, err, spinner: interactive, color };
       if (flags.print !== undefined) {
         const controller = new AbortController();
+        const { runPrompt } = await import("./repl/turn.ts");
         await runPrompt(agent, flags.print, { ...io, signal: controller.signal });
         return 0;
       }
       if (terminal) {
+        const { runInteractive } = await import("./repl/interactive.ts");
+        // While the person types, load what the first prompt needs (the turn, the client's SDK).
+        import("./repl/turn.ts").catch(() => {});
+        agent.client?.warm?.().catch(() => {});
         await runInteractive(agent, terminal, { ...io, history });
         return 0;
       }
@@ -302,6 +305,7 @@ async function runSubcommand(
 /** `harvey pull`: download, then offer to register; answers come from stdin. */
 function runPullCommand(flags: Flags, args: PullArgs): Promise<number> {
   return runSubcommand(flags, async (agent, asker, signal) => {
+    const { offerRegistration, runPull } = await import("./commands/pull.ts");
     const result = await runPull(agent, args, stderrOutput, {
       signal,
       isTerminal: Deno.stderr.isTerminal(),
@@ -324,7 +328,10 @@ function runPullCommand(flags: Flags, args: PullArgs): Promise<number> {
 
 /** `harvey doctor [--install]`: the report on stdout; install questions read stdin. */
 function runDoctorCommand(flags: Flags, install: boolean): Promise<number> {
-  return runSubcommand(flags, (agent) => runDoctor(agent, stdoutOutput, { install }));
+  return runSubcommand(
+    flags,
+    async (agent) => (await import("./doctor.ts")).runDoctor(agent, stdoutOutput, { install }),
+  );
 }
 
 /**

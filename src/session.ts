@@ -8,12 +8,11 @@ import { Agent } from "./agent.ts";
 import { createRegistry } from "./commands/index.ts";
 import { llamafileSource } from "./commands/llamafile.ts";
 import { ggufSource } from "./commands/llamacpp.ts";
-import { ragAugmentHook } from "./commands/rag.ts";
 import { loadSystemPrompt } from "./config/harvey_md.ts";
 import { type Flags, resolveSettings } from "./config/settings.ts";
 import { ConfigStore, type TrustPolicy } from "./config/store.ts";
 import { type Finding, trustFile, TrustStore } from "./config/trust.ts";
-import { describeError, HarveyError } from "./errors.ts";
+import { HarveyError } from "./errors.ts";
 import { processAlive } from "./runtime/pid_file.ts";
 import { TokenBudget } from "./llm/budget.ts";
 import type { ModelSource } from "./llm/catalog.ts";
@@ -104,7 +103,9 @@ export async function createSession(opts: SessionOptions): Promise<Agent> {
   });
   agent.checkPath = pathGuard(agent);
   agent.budget = new TokenBudget();
-  agent.augmentPrompt = ragAugmentHook(agent);
+  // The RAG store's code loads with the first prompt, not at start-up.
+  agent.augmentPrompt = async (prompt, err, signal) =>
+    await (await import("./commands/rag.ts")).ragAugmentHook(agent)(prompt, err, signal);
   agent.sources = defaultSources(agent, opts.flags);
   // Registered llamafiles and GGUF models; `--llamafile`/`--gguf` for this session only.
   const { llamafile, gguf } = opts.flags;

@@ -1,68 +1,263 @@
 /**
- * Every slash command Harvey has, registered in the order `/help` lists them.
+ * The command table: every slash command Harvey has, in the order `/help` lists them, with
+ * what `/help` and completion show. Each handler's module is loaded when the command is first
+ * used, so start-up pays for none of them.
  *
  * @module
  */
-import { clearCommand, exitCommand, helpCommand, statusCommand } from "./core.ts";
-import { editCommand } from "./edit.ts";
-import { modelCommand } from "./model.ts";
-import { ollamaCommand } from "./ollama.ts";
-import { llamafileCommand } from "./llamafile.ts";
-import { llamacppCommand } from "./llamacpp.ts";
-import { recordCommand } from "./record.ts";
-import { routeCommand } from "./route.ts";
-import { auditCommand } from "./audit.ts";
-import { permissionsCommand } from "./permissions.ts";
-import { runCommandSpec } from "./run.ts";
-import { safemodeCommand } from "./safemode.ts";
-import { securityCommand } from "./security.ts";
-import { filesCommand } from "./files.ts";
-import { readCommand } from "./read.ts";
-import { writeCommand } from "./write.ts";
-import { contextCommand } from "./context.ts";
-import { summarizeCommand } from "./summarize.ts";
-import { searchCommand } from "./search.ts";
-import { gitCommand } from "./git.ts";
-import { applyCommand, unapplyCommand } from "./apply.ts";
-import { pullCommand } from "./pull.ts";
-import { kbCommand } from "./kb.ts";
-import { ragCommand } from "./rag.ts";
-import { toolsCommand } from "./tools.ts";
-import { CommandRegistry } from "./registry.ts";
+import { type CommandEntry, CommandRegistry } from "./registry.ts";
+
+/** Every command: its name, usage and summary, and the module of its handler. */
+export const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: "help",
+    aliases: ["?"],
+    usage: ["/help [COMMAND]"],
+    summary: "List the commands, or show one command's usage",
+    load: () => import("./core.ts").then((m) => m.helpCommand),
+  },
+  {
+    name: "status",
+    usage: ["/status"],
+    summary: "Show the backend, model, history size, workspace and recording state",
+    load: () => import("./core.ts").then((m) => m.statusCommand),
+  },
+  {
+    name: "clear",
+    usage: ["/clear"],
+    summary: "Forget the conversation (the system prompt and pinned context stay)",
+    load: () => import("./core.ts").then((m) => m.clearCommand),
+  },
+  {
+    name: "edit",
+    usage: ["/edit [TEXT]"],
+    summary:
+      "Write a prompt in $VISUAL or $EDITOR; it comes back to the prompt (also Ctrl-X Ctrl-E)",
+    load: () => import("./edit.ts").then((m) => m.editCommand),
+  },
+  {
+    name: "model",
+    usage: ["/model", "/model list", "/model use NAME", "/model NAME"],
+    summary: "List the models of every backend, or switch to one",
+    load: () => import("./model.ts").then((m) => m.modelCommand),
+  },
+  {
+    name: "ollama",
+    usage: ["/ollama start", "/ollama stop", "/ollama status", "/ollama list", "/ollama use MODEL"],
+    summary: "Start, stop or inspect Ollama, and use one of its models",
+    load: () => import("./ollama.ts").then((m) => m.ollamaCommand),
+  },
+  {
+    name: "llamafile",
+    usage: [
+      "/llamafile list",
+      "/llamafile add [PATH] [NAME]",
+      "/llamafile use NAME",
+      "/llamafile start [NAME]",
+      "/llamafile stop",
+      "/llamafile status",
+      "/llamafile remove NAME",
+      "/llamafile rename OLD NEW",
+    ],
+    summary: "Register llamafiles, switch among them, start and stop their servers",
+    load: () => import("./llamafile.ts").then((m) => m.llamafileCommand),
+  },
+  {
+    name: "llamacpp",
+    usage: [
+      "/llamacpp list",
+      "/llamacpp add [PATH] [NAME]",
+      "/llamacpp use NAME",
+      "/llamacpp start [NAME]",
+      "/llamacpp stop",
+      "/llamacpp status",
+      "/llamacpp remove NAME",
+      "/llamacpp rename OLD NEW",
+    ],
+    summary: "Register GGUF models served by llama.cpp's llama-server, and switch among them",
+    load: () => import("./llamacpp.ts").then((m) => m.llamacppCommand),
+  },
+  {
+    name: "record",
+    usage: ["/record start [FILE]", "/record stop", "/record status"],
+    summary: "Record the session's turns to a Markdown file",
+    load: () => import("./record.ts").then((m) => m.recordCommand),
+  },
+  {
+    name: "files",
+    usage: ["/files [PATH]"],
+    summary: "List a workspace folder (hidden entries are not shown, only counted)",
+    load: () => import("./files.ts").then((m) => m.filesCommand),
+  },
+  {
+    name: "read",
+    usage: ["/read FILE [FILE…]"],
+    summary: "Read workspace files into the conversation as context",
+    load: () => import("./read.ts").then((m) => m.readCommand),
+  },
+  {
+    name: "write",
+    usage: ["/write PATH"],
+    summary: "Write the last reply, or its first code block, to a file (asks before overwriting)",
+    load: () => import("./write.ts").then((m) => m.writeCommand),
+  },
+  {
+    name: "apply",
+    usage: ["/apply"],
+    summary:
+      "Write the files of the last reply's path-tagged code blocks (shows diffs, asks first)",
+    load: () => import("./apply.ts").then((m) => m.applyCommand),
+  },
+  {
+    name: "unapply",
+    usage: ["/unapply"],
+    summary:
+      "Undo the last /apply or the model's edits of a turn: restore what changed, remove what was created",
+    load: () => import("./apply.ts").then((m) => m.unapplyCommand),
+  },
+  {
+    name: "search",
+    usage: ["/search PATTERN [PATH]"],
+    summary: "Search workspace files for a regular expression and add the matches as context",
+    load: () => import("./search.ts").then((m) => m.searchCommand),
+  },
+  {
+    name: "git",
+    usage: ["/git SUBCOMMAND [ARGS…]   (status, diff, log, show, blame, grep, ls-files, …)"],
+    summary: "Run a read-only git command and add its output to the conversation",
+    load: () => import("./git.ts").then((m) => m.gitCommand),
+  },
+  {
+    name: "context",
+    usage: [
+      "/context add TEXT…",
+      "/context show",
+      "/context clear",
+      "/context load-dir PATH [GLOB]",
+    ],
+    summary: "Pin text or files that stay in the conversation through /clear and /summarize",
+    load: () => import("./context.ts").then((m) => m.contextCommand),
+  },
+  {
+    name: "summarize",
+    usage: ["/summarize"],
+    summary: "Replace the conversation with a summary written by the model (frees context)",
+    load: () => import("./summarize.ts").then((m) => m.summarizeCommand),
+  },
+  {
+    name: "route",
+    usage: [
+      "/route list",
+      "/route add NAME URL|PROVIDER [MODEL] [--key-env VAR] [--provider PROVIDER] [--url URL]",
+      "/route remove NAME",
+      "/route probe NAME",
+      "/route models NAME",
+      "/route model NAME MODEL",
+      "/route enable NAME",
+      "/route disable NAME",
+      "@NAME PROMPT   (one turn to that route, with the conversation so far)",
+    ],
+    summary: "Named remote endpoints and cloud providers, used with @NAME PROMPT",
+    load: () => import("./route.ts").then((m) => m.routeCommand),
+  },
+  {
+    name: "pull",
+    usage: ["/pull REPO FILE [--revision REV] [--dir DIR] [--sha256 HEX] [--name NAME]"],
+    summary: "Download a GGUF or llamafile from Hugging Face (resumable, verified)",
+    load: () => import("./pull.ts").then((m) => m.pullCommand),
+  },
+  {
+    name: "tools",
+    usage: ["/tools [list]", "/tools on|off", "/tools approve ask|edits|all"],
+    summary: "List the model's tools, turn them on or off, set what runs without asking",
+    load: () => import("./tools.ts").then((m) => m.toolsCommand),
+  },
+  {
+    name: "run",
+    usage: ["/run COMMAND [ARGS…]", "!COMMAND [ARGS…]"],
+    summary: "Run a program in the workspace (no shell) and add its output to the conversation",
+    load: () => import("./run.ts").then((m) => m.runCommandSpec),
+  },
+  {
+    name: "safemode",
+    usage: [
+      "/safemode status",
+      "/safemode on",
+      "/safemode off            (asks first: any command may then run)",
+      "/safemode allow CMD…     add program names to the allowlist",
+      "/safemode deny CMD…      remove them",
+      "/safemode reset          safe mode on, default allowlist",
+    ],
+    summary: "Show or change safe mode, the allowlist of /run and !",
+    load: () => import("./safemode.ts").then((m) => m.safemodeCommand),
+  },
+  {
+    name: "permissions",
+    aliases: ["perms"],
+    usage: [
+      "/permissions list",
+      "/permissions set PATH PERMS   PERMS: read,write,exec,delete (comma-separated), all, or none",
+      "/permissions reset [PATH]     remove PATH's entry, or every entry (asks first)",
+    ],
+    summary: "Show or change which paths allow read, write, exec and delete",
+    load: () => import("./permissions.ts").then((m) => m.permissionsCommand),
+  },
+  {
+    name: "audit",
+    usage: [
+      "/audit show [N]   the last N events (default 20)",
+      "/audit status",
+      "/audit clear      empty the in-memory buffer (agents/audit.jsonl is kept)",
+    ],
+    summary: "Show the audit log: commands run, permissions refused, settings changed",
+    load: () => import("./audit.ts").then((m) => m.auditCommand),
+  },
+  {
+    name: "security",
+    usage: ["/security"],
+    summary: "Show safe mode, the sandbox, allowed commands, path permissions and the audit log",
+    load: () => import("./security.ts").then((m) => m.securityCommand),
+  },
+  {
+    name: "kb",
+    usage: [
+      "/kb status",
+      "/kb project list|add NAME [DESCRIPTION]|use ID|status ID STATUS",
+      "/kb observe [note|finding|decision|question|hypothesis] TEXT",
+      "/kb concept list|add NAME [DESCRIPTION]|link CONCEPT",
+      "/kb search TEXT",
+      "/kb inject ID...",
+    ],
+    summary: "Knowledge base: projects, observations and concepts in agents/knowledge.db",
+    load: () => import("./kb.ts").then((m) => m.kbCommand),
+  },
+  {
+    name: "rag",
+    usage: [
+      "/rag list",
+      "/rag new NAME EMBEDDING_MODEL",
+      "/rag use NAME",
+      "/rag drop NAME",
+      "/rag ingest PATH...",
+      "/rag query TEXT",
+      "/rag on|off",
+      "/rag status",
+    ],
+    summary: "Retrieval-augmented generation: named stores of embedded workspace files",
+    load: () => import("./rag.ts").then((m) => m.ragCommand),
+  },
+  {
+    name: "exit",
+    aliases: ["quit", "bye"],
+    usage: ["/exit"],
+    summary: "End the session (servers Harvey started are stopped)",
+    load: () => import("./core.ts").then((m) => m.exitCommand),
+  },
+];
 
 /** A registry with all of Harvey's commands. */
 export function createRegistry(): CommandRegistry {
   const registry = new CommandRegistry();
-  registry.register(
-    helpCommand,
-    statusCommand,
-    clearCommand,
-    editCommand,
-    modelCommand,
-    ollamaCommand,
-    llamafileCommand,
-    llamacppCommand,
-    recordCommand,
-    filesCommand,
-    readCommand,
-    writeCommand,
-    applyCommand,
-    unapplyCommand,
-    searchCommand,
-    gitCommand,
-    contextCommand,
-    summarizeCommand,
-    routeCommand,
-    pullCommand,
-    toolsCommand,
-    runCommandSpec,
-    safemodeCommand,
-    permissionsCommand,
-    auditCommand,
-    securityCommand,
-    kbCommand,
-    ragCommand,
-    exitCommand,
-  );
+  registry.register(...COMMANDS);
   return registry;
 }

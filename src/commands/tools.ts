@@ -8,7 +8,7 @@ import type { Agent } from "../agent.ts";
 import { APPROVAL_POLICIES, type ApprovalPolicy } from "../agent/approval.ts";
 import { HarveyError } from "../errors.ts";
 import { toolSupportOf, workspaceTools } from "../tools/index.ts";
-import { type CommandSpec, subcommand } from "./registry.ts";
+import { type CommandHandler, subcommand } from "./registry.ts";
 
 const SUBS = ["list", "on", "off", "approve"];
 
@@ -21,10 +21,7 @@ async function definitionsCost(agent: Agent, specs: unknown[]): Promise<string> 
 }
 
 /** `/tools [list]`, `/tools on|off`, `/tools approve ask|edits|all` */
-export const toolsCommand: CommandSpec = {
-  name: "tools",
-  usage: ["/tools [list]", "/tools on|off", "/tools approve ask|edits|all"],
-  summary: "List the model's tools, turn them on or off, set what runs without asking",
+export const toolsCommand: CommandHandler = {
   subcommands: SUBS,
   complete: (_agent, before) =>
     before.length === 0

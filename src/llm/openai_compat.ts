@@ -68,7 +68,7 @@ export class OpenAICompatClient implements LLMClient {
   readonly model: string;
   readonly #opts: OpenAICompatOptions;
   readonly #what: string;
-  #sdk?: OpenAIClient;
+  #sdk?: Promise<OpenAIClient>;
   #tokenize: boolean | undefined;
   #template: boolean | undefined;
   #window?: Promise<number | undefined>;
@@ -104,10 +104,18 @@ export class OpenAICompatClient implements LLMClient {
     return this.#opts.apiKey ? { authorization: `Bearer ${this.#opts.apiKey}` } : {};
   }
 
-  async #client(): Promise<OpenAIClient> {
-    if (this.#sdk) return this.#sdk;
+  #client(): Promise<OpenAIClient> {
+    if (!this.#sdk) {
+      this.#sdk = this.#newClient();
+      // A failed load is tried again by the next request.
+      this.#sdk.catch(() => this.#sdk = undefined);
+    }
+    return this.#sdk;
+  }
+
+  async #newClient(): Promise<OpenAIClient> {
     const { default: OpenAI } = await loadOpenAI();
-    this.#sdk = new OpenAI({
+    return new OpenAI({
       baseURL: this.#apiRoot,
       apiKey: this.#opts.apiKey ?? "no-key",
       maxRetries: 0,
@@ -119,12 +127,20 @@ export class OpenAICompatClient implements LLMClient {
       // A local server gets no Authorization header at all.
       defaultHeaders: this.#opts.apiKey ? {} : { Authorization: null },
     });
-    return this.#sdk;
   }
 
   /** Loads the SDK ahead of the first request, so the first reply does not wait for it. */
   async warm(): Promise<void> {
     await this.#client();
+  }
+
+  /**
+   * Starts loading the SDK without waiting for it: the window fit's requests (`/props`,
+   * `/apply-template`, `/tokenize`, sent with `fetch`) go out meanwhile.
+   */
+  prepare(): Promise<void> {
+    this.#client().catch(() => {});
+    return Promise.resolve();
   }
 
   /**
