@@ -10,9 +10,8 @@ import type { Agent } from "./agent.ts";
 import { createSession } from "./session.ts";
 import { LineAsker, TerminalAsker } from "./repl/asker.ts";
 import { linesFromStream, linesFromText, type LineSource, runScript } from "./repl/headless.ts";
-import { loadHistory } from "./repl/history.ts";
-import { History } from "./repl/line_editor.ts";
-import { processTerminalIO, Terminal } from "./repl/terminal.ts";
+import type { History } from "./repl/line_editor.ts";
+import type { Terminal } from "./repl/terminal.ts";
 import { stderrOutput, stdoutOutput } from "./repl/output.ts";
 import { selectBackend } from "./repl/startup.ts";
 import { join } from "node:path";
@@ -197,8 +196,16 @@ async function runRepl(flags: Flags): Promise<number> {
       }
       const err = interactive ? stdoutOutput : stderrOutput;
       let asker;
-      let history = new History();
+      let history: History | undefined;
       if (interactive) {
+        // The terminal's modules load only for the REPL: a script's start-up goes without them.
+        const [{ loadHistory }, { History }, { processTerminalIO, Terminal }] = await Promise.all(
+          [
+            import("./repl/history.ts"),
+            import("./repl/line_editor.ts"),
+            import("./repl/terminal.ts"),
+          ],
+        );
         history = new History(
           await loadHistory(join(flags.workdir ?? Deno.cwd(), "agents")).catch(() => []),
         );
@@ -237,6 +244,11 @@ async function runRepl(flags: Flags): Promise<number> {
         const ctl = new AbortController();
         await terminal.whileBusy(() => ctl.abort(), () => startup(ctl.signal));
       } else await startup();
+      if (agent.client) {
+        // A prompt comes soon: load what it needs (the turn, the client's SDK) meanwhile.
+        import("./repl/turn.ts").catch(() => {});
+        agent.client.warm?.().catch(() => {});
+      }
       const io = { out: stdoutOutput, err, spinner: interactive, color };
       if (flags.print !== undefined) {
         const controller = new AbortController();
@@ -246,10 +258,7 @@ async function runRepl(flags: Flags): Promise<number> {
       }
       if (terminal) {
         const { runInteractive } = await import("./repl/interactive.ts");
-        // While the person types, load what the first prompt needs (the turn, the client's SDK).
-        import("./repl/turn.ts").catch(() => {});
-        agent.client?.warm?.().catch(() => {});
-        await runInteractive(agent, terminal, { ...io, history });
+        await runInteractive(agent, terminal, { ...io, history: history! });
         return 0;
       }
       return await runScript(agent, source!, io);

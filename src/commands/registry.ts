@@ -8,7 +8,7 @@ import type { Agent } from "../agent.ts";
 import { HarveyError, UsageError } from "../errors.ts";
 import type { Output } from "../types.ts";
 import { nearWords } from "../util/edit_distance.ts";
-import { completePath, type PathArg, pathArgAt } from "./path_completion.ts";
+import type { PathArg } from "./path_completion.ts";
 import { splitArgs } from "../util/split_args.ts";
 
 /** What a handler gets besides the agent, its arguments and the output. */
@@ -154,6 +154,7 @@ export class CommandRegistry {
     if (!spec) return [[], line];
     const current = words[words.length - 1];
     const before = words.slice(1, -1);
+    const { completePath, pathArgAt } = await import("./path_completion.ts");
     const pathArg = pathArgAt(spec.paths, before);
     if (pathArg) {
       const paths = await completePath(agent, current, pathArg);

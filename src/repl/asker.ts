@@ -11,8 +11,6 @@
  */
 import { CancelledError, HarveyError } from "../errors.ts";
 import type { Asker, Choice, Output } from "../types.ts";
-import { LineEditor } from "./line_editor.ts";
-import { Picker } from "./picker.ts";
 import type { Terminal } from "./terminal.ts";
 
 /** Reads one answer; undefined when the input has ended. */
@@ -96,6 +94,8 @@ export class TerminalAsker implements Asker {
   ) {}
 
   async #line(prompt: string): Promise<string> {
+    // Loaded with the first question: a script's start-up (LineAsker) goes without them.
+    const { LineEditor } = await import("./line_editor.ts");
     const editor = new LineEditor({
       prompt,
       write: (t) => this.terminal.write(t),
@@ -137,6 +137,7 @@ export class TerminalAsker implements Asker {
     choices: Choice<T>[],
     opts: { other?: string } = {},
   ): Promise<{ value: T } | { other: string }> {
+    const { Picker } = await import("./picker.ts");
     const picker = new Picker({
       question,
       choices,
