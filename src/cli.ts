@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { installExitHooks } from "./runtime/exit_hooks.ts";
 // What only a prompt, the REPL, `pull` or `doctor` need is loaded by them (start-up stays small).
 import type { PullArgs } from "./commands/pull.ts";
+import { lazyImport } from "./util/lazy_import.ts";
 
 /** Harvey's version. */
 export const VERSION = "0.1.0";
@@ -201,9 +202,15 @@ async function runRepl(flags: Flags): Promise<number> {
         // The terminal's modules load only for the REPL: a script's start-up goes without them.
         const [{ loadHistory }, { History }, { processTerminalIO, Terminal }] = await Promise.all(
           [
-            import("./repl/history.ts"),
-            import("./repl/line_editor.ts"),
-            import("./repl/terminal.ts"),
+            lazyImport<typeof import("./repl/history.ts")>(
+              new URL("./repl/history.ts", import.meta.url),
+            ),
+            lazyImport<typeof import("./repl/line_editor.ts")>(
+              new URL("./repl/line_editor.ts", import.meta.url),
+            ),
+            lazyImport<typeof import("./repl/terminal.ts")>(
+              new URL("./repl/terminal.ts", import.meta.url),
+            ),
           ],
         );
         history = new History(
@@ -246,18 +253,23 @@ async function runRepl(flags: Flags): Promise<number> {
       } else await startup();
       if (agent.client) {
         // A prompt comes soon: load what it needs (the turn, the client's SDK) meanwhile.
-        import("./repl/turn.ts").catch(() => {});
+        lazyImport<typeof import("./repl/turn.ts")>(new URL("./repl/turn.ts", import.meta.url))
+          .catch(() => {});
         agent.client.warm?.().catch(() => {});
       }
       const io = { out: stdoutOutput, err, spinner: interactive, color };
       if (flags.print !== undefined) {
         const controller = new AbortController();
-        const { runPrompt } = await import("./repl/turn.ts");
+        const { runPrompt } = await lazyImport<typeof import("./repl/turn.ts")>(
+          new URL("./repl/turn.ts", import.meta.url),
+        );
         await runPrompt(agent, flags.print, { ...io, signal: controller.signal });
         return 0;
       }
       if (terminal) {
-        const { runInteractive } = await import("./repl/interactive.ts");
+        const { runInteractive } = await lazyImport<typeof import("./repl/interactive.ts")>(
+          new URL("./repl/interactive.ts", import.meta.url),
+        );
         await runInteractive(agent, terminal, { ...io, history: history! });
         return 0;
       }
@@ -314,7 +326,9 @@ async function runSubcommand(
 /** `harvey pull`: download, then offer to register; answers come from stdin. */
 function runPullCommand(flags: Flags, args: PullArgs): Promise<number> {
   return runSubcommand(flags, async (agent, asker, signal) => {
-    const { offerRegistration, runPull } = await import("./commands/pull.ts");
+    const { offerRegistration, runPull } = await lazyImport<typeof import("./commands/pull.ts")>(
+      new URL("./commands/pull.ts", import.meta.url),
+    );
     const result = await runPull(agent, args, stderrOutput, {
       signal,
       isTerminal: Deno.stderr.isTerminal(),
@@ -339,7 +353,9 @@ function runPullCommand(flags: Flags, args: PullArgs): Promise<number> {
 function runDoctorCommand(flags: Flags, install: boolean): Promise<number> {
   return runSubcommand(
     flags,
-    async (agent) => (await import("./doctor.ts")).runDoctor(agent, stdoutOutput, { install }),
+    async (agent) =>
+      (await lazyImport<typeof import("./doctor.ts")>(new URL("./doctor.ts", import.meta.url)))
+        .runDoctor(agent, stdoutOutput, { install }),
   );
 }
 

@@ -25,6 +25,7 @@ import { Sandbox } from "./security/sandbox.ts";
 import { secretRedactor } from "./security/redact.ts";
 import type { Asker, Output } from "./types.ts";
 import { Workspace } from "./workspace.ts";
+import { lazyImport } from "./util/lazy_import.ts";
 
 /** What a session is built from. */
 export interface SessionOptions {
@@ -105,7 +106,9 @@ export async function createSession(opts: SessionOptions): Promise<Agent> {
   agent.budget = new TokenBudget();
   // The RAG store's code loads with the first prompt, not at start-up.
   agent.augmentPrompt = async (prompt, err, signal) =>
-    await (await import("./commands/rag.ts")).ragAugmentHook(agent)(prompt, err, signal);
+    await (await lazyImport<typeof import("./commands/rag.ts")>(
+      new URL("./commands/rag.ts", import.meta.url),
+    )).ragAugmentHook(agent)(prompt, err, signal);
   agent.sources = defaultSources(agent, opts.flags);
   // Registered llamafiles and GGUF models; `--llamafile`/`--gguf` for this session only.
   const { llamafile, gguf } = opts.flags;

@@ -1,7 +1,8 @@
 /**
  * Start-up loads only what start-up needs: the module graph of `main.ts` holds no command
- * handler, no `yaml`, `openai` or `node:crypto`; the command table answers `/help` and name
- * completion without loading a handler, and a command loads its own the first time it is used.
+ * handler, no tool, store or REPL module, and start-up loads no `yaml`, `openai` or
+ * `node:crypto`; the command table answers `/help` and name completion without loading a
+ * handler, and a command loads its own the first time it is used.
  */
 import assert from "node:assert/strict";
 import { COMMANDS } from "../src/commands/index.ts";
@@ -19,8 +20,12 @@ interface InfoModule {
   dependencies?: { code?: { specifier?: string }; isDynamic?: boolean }[];
 }
 
-/** The modules `main.ts` loads before it runs: its imports, without the dynamic ones. */
-async function startupGraph(): Promise<Set<string>> {
+/**
+ * The module graph of `main.ts`: `read` is every module Deno reads before the first line runs
+ * (each import it can see in the source, the dynamic ones too — a module loaded by
+ * `lazyImport` is not among them); `loaded` those it also loads and runs (no dynamic import).
+ */
+async function startupGraph(): Promise<{ read: string[]; loaded: string[] }> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["info", "--json", MAIN],
     env: { DENO_NO_UPDATE_CHECK: "1" },
@@ -35,34 +40,38 @@ async function startupGraph(): Promise<Set<string>> {
   };
   const bySpecifier = new Map(info.modules.map((m) => [m.specifier, m]));
   const resolve = (s: string) => info.redirects?.[s] ?? s;
-  const seen = new Set<string>();
-  const todo = [resolve(info.roots[0])];
-  while (todo.length) {
-    const s = todo.pop()!;
-    if (seen.has(s)) continue;
-    seen.add(s);
-    for (const dep of bySpecifier.get(s)?.dependencies ?? []) {
-      if (!dep.isDynamic && dep.code?.specifier) todo.push(resolve(dep.code.specifier));
+  const walk = (dynamic: boolean) => {
+    const seen = new Set<string>();
+    const todo = [resolve(info.roots[0])];
+    while (todo.length) {
+      const s = todo.pop()!;
+      if (seen.has(s)) continue;
+      seen.add(s);
+      for (const dep of bySpecifier.get(s)?.dependencies ?? []) {
+        if (dep.code?.specifier && (dynamic || !dep.isDynamic)) {
+          todo.push(resolve(dep.code.specifier));
+        }
+      }
     }
-  }
-  return seen;
+    return [...seen];
+  };
+  return { read: walk(true), loaded: walk(false) };
 }
 
-Deno.test("start-up's module graph holds no command handler, and no yaml, openai or node:crypto", async () => {
-  const graph = [...await startupGraph()];
-  assert.ok(graph.some((s) => s.endsWith("/src/session.ts")), "the graph was read");
-  const heavy = [
-    /yaml@/,
-    /openai@/,
-    /^node:(crypto|sqlite)$/,
+Deno.test("start-up loads no yaml, openai or node:crypto, and reads no command, tool or REPL module", async () => {
+  const { read, loaded } = await startupGraph();
+  assert.ok(loaded.some((s) => s.endsWith("/src/session.ts")), "the graph was read");
+  const packages = loaded.filter((s) => /yaml@|openai@|^node:(crypto|sqlite)$/.test(s));
+  assert.deepEqual(packages, [], "start-up must not load these packages");
+  const later = [
     // Loaded by the first prompt, the REPL, `pull` or `doctor`, or the command that needs them.
-    /\/src\/repl\/(turn|interactive)\.ts$/,
-    /\/src\/doctor\.ts$/,
+    /\/src\/repl\/(turn|interactive|line_editor|terminal|picker)\.ts$/,
+    /\/src\/(doctor|ops\/git|config\/yaml_edit)\.ts$/,
     /\/src\/(tools|hf|store|search)\//,
-    /\/src\/commands\/(apply|audit|context|core|edit|files|git|kb|permissions|pull|rag|read|record|route|run|safemode|search|security|summarize|tools|write)\.ts$/,
+    /\/src\/commands\/(apply|audit|context|core|edit|files|git|kb|path_completion|permissions|pull|rag|read|record|route|run|safemode|search|security|summarize|tools|write)\.ts$/,
   ];
-  const loaded = graph.filter((s) => heavy.some((re) => re.test(s)));
-  assert.deepEqual(loaded, [], "start-up must not load these");
+  const early = read.filter((s) => later.some((re) => re.test(s)));
+  assert.deepEqual(early, [], "start-up must not read these (lazyImport)");
 });
 
 Deno.test("the command table answers /help and completion of names without loading a handler", async () => {

@@ -5,7 +5,18 @@
  *
  * @module
  */
-import { type CommandEntry, CommandRegistry } from "./registry.ts";
+import { lazyImport } from "../util/lazy_import.ts";
+import { type CommandEntry, type CommandHandler, CommandRegistry } from "./registry.ts";
+
+/** Loads the handler exported as `name` by the command module `file` (see lazy_import.ts). */
+function handler(file: string, name: string): () => Promise<CommandHandler> {
+  return async () => {
+    const module = await lazyImport<Record<string, CommandHandler>>(new URL(file, import.meta.url));
+    const found = module[name];
+    if (typeof found?.run !== "function") throw new Error(`${file} exports no handler ${name}`);
+    return found;
+  };
+}
 
 /** Every command: its name, usage and summary, and the module of its handler. */
 export const COMMANDS: readonly CommandEntry[] = [
@@ -14,38 +25,38 @@ export const COMMANDS: readonly CommandEntry[] = [
     aliases: ["?"],
     usage: ["/help [COMMAND]"],
     summary: "List the commands, or show one command's usage",
-    load: () => import("./core.ts").then((m) => m.helpCommand),
+    load: handler("./core.ts", "helpCommand"),
   },
   {
     name: "status",
     usage: ["/status"],
     summary: "Show the backend, model, history size, workspace and recording state",
-    load: () => import("./core.ts").then((m) => m.statusCommand),
+    load: handler("./core.ts", "statusCommand"),
   },
   {
     name: "clear",
     usage: ["/clear"],
     summary: "Forget the conversation (the system prompt and pinned context stay)",
-    load: () => import("./core.ts").then((m) => m.clearCommand),
+    load: handler("./core.ts", "clearCommand"),
   },
   {
     name: "edit",
     usage: ["/edit [TEXT]"],
     summary:
       "Write a prompt in $VISUAL or $EDITOR; it comes back to the prompt (also Ctrl-X Ctrl-E)",
-    load: () => import("./edit.ts").then((m) => m.editCommand),
+    load: handler("./edit.ts", "editCommand"),
   },
   {
     name: "model",
     usage: ["/model", "/model list", "/model use NAME", "/model NAME"],
     summary: "List the models of every backend, or switch to one",
-    load: () => import("./model.ts").then((m) => m.modelCommand),
+    load: handler("./model.ts", "modelCommand"),
   },
   {
     name: "ollama",
     usage: ["/ollama start", "/ollama stop", "/ollama status", "/ollama list", "/ollama use MODEL"],
     summary: "Start, stop or inspect Ollama, and use one of its models",
-    load: () => import("./ollama.ts").then((m) => m.ollamaCommand),
+    load: handler("./ollama.ts", "ollamaCommand"),
   },
   {
     name: "llamafile",
@@ -60,7 +71,7 @@ export const COMMANDS: readonly CommandEntry[] = [
       "/llamafile rename OLD NEW",
     ],
     summary: "Register llamafiles, switch among them, start and stop their servers",
-    load: () => import("./llamafile.ts").then((m) => m.llamafileCommand),
+    load: handler("./llamafile.ts", "llamafileCommand"),
   },
   {
     name: "llamacpp",
@@ -75,57 +86,57 @@ export const COMMANDS: readonly CommandEntry[] = [
       "/llamacpp rename OLD NEW",
     ],
     summary: "Register GGUF models served by llama.cpp's llama-server, and switch among them",
-    load: () => import("./llamacpp.ts").then((m) => m.llamacppCommand),
+    load: handler("./llamacpp.ts", "llamacppCommand"),
   },
   {
     name: "record",
     usage: ["/record start [FILE]", "/record stop", "/record status"],
     summary: "Record the session's turns to a Markdown file",
-    load: () => import("./record.ts").then((m) => m.recordCommand),
+    load: handler("./record.ts", "recordCommand"),
   },
   {
     name: "files",
     usage: ["/files [PATH]"],
     summary: "List a workspace folder (hidden entries are not shown, only counted)",
-    load: () => import("./files.ts").then((m) => m.filesCommand),
+    load: handler("./files.ts", "filesCommand"),
   },
   {
     name: "read",
     usage: ["/read FILE [FILE…]"],
     summary: "Read workspace files into the conversation as context",
-    load: () => import("./read.ts").then((m) => m.readCommand),
+    load: handler("./read.ts", "readCommand"),
   },
   {
     name: "write",
     usage: ["/write PATH"],
     summary: "Write the last reply, or its first code block, to a file (asks before overwriting)",
-    load: () => import("./write.ts").then((m) => m.writeCommand),
+    load: handler("./write.ts", "writeCommand"),
   },
   {
     name: "apply",
     usage: ["/apply"],
     summary:
       "Write the files of the last reply's path-tagged code blocks (shows diffs, asks first)",
-    load: () => import("./apply.ts").then((m) => m.applyCommand),
+    load: handler("./apply.ts", "applyCommand"),
   },
   {
     name: "unapply",
     usage: ["/unapply"],
     summary:
       "Undo the last /apply or the model's edits of a turn: restore what changed, remove what was created",
-    load: () => import("./apply.ts").then((m) => m.unapplyCommand),
+    load: handler("./apply.ts", "unapplyCommand"),
   },
   {
     name: "search",
     usage: ["/search PATTERN [PATH]"],
     summary: "Search workspace files for a regular expression and add the matches as context",
-    load: () => import("./search.ts").then((m) => m.searchCommand),
+    load: handler("./search.ts", "searchCommand"),
   },
   {
     name: "git",
     usage: ["/git SUBCOMMAND [ARGS…]   (status, diff, log, show, blame, grep, ls-files, …)"],
     summary: "Run a read-only git command and add its output to the conversation",
-    load: () => import("./git.ts").then((m) => m.gitCommand),
+    load: handler("./git.ts", "gitCommand"),
   },
   {
     name: "context",
@@ -136,13 +147,13 @@ export const COMMANDS: readonly CommandEntry[] = [
       "/context load-dir PATH [GLOB]",
     ],
     summary: "Pin text or files that stay in the conversation through /clear and /summarize",
-    load: () => import("./context.ts").then((m) => m.contextCommand),
+    load: handler("./context.ts", "contextCommand"),
   },
   {
     name: "summarize",
     usage: ["/summarize"],
     summary: "Replace the conversation with a summary written by the model (frees context)",
-    load: () => import("./summarize.ts").then((m) => m.summarizeCommand),
+    load: handler("./summarize.ts", "summarizeCommand"),
   },
   {
     name: "route",
@@ -158,25 +169,25 @@ export const COMMANDS: readonly CommandEntry[] = [
       "@NAME PROMPT   (one turn to that route, with the conversation so far)",
     ],
     summary: "Named remote endpoints and cloud providers, used with @NAME PROMPT",
-    load: () => import("./route.ts").then((m) => m.routeCommand),
+    load: handler("./route.ts", "routeCommand"),
   },
   {
     name: "pull",
     usage: ["/pull REPO FILE [--revision REV] [--dir DIR] [--sha256 HEX] [--name NAME]"],
     summary: "Download a GGUF or llamafile from Hugging Face (resumable, verified)",
-    load: () => import("./pull.ts").then((m) => m.pullCommand),
+    load: handler("./pull.ts", "pullCommand"),
   },
   {
     name: "tools",
     usage: ["/tools [list]", "/tools on|off", "/tools approve ask|edits|all"],
     summary: "List the model's tools, turn them on or off, set what runs without asking",
-    load: () => import("./tools.ts").then((m) => m.toolsCommand),
+    load: handler("./tools.ts", "toolsCommand"),
   },
   {
     name: "run",
     usage: ["/run COMMAND [ARGS…]", "!COMMAND [ARGS…]"],
     summary: "Run a program in the workspace (no shell) and add its output to the conversation",
-    load: () => import("./run.ts").then((m) => m.runCommandSpec),
+    load: handler("./run.ts", "runCommandSpec"),
   },
   {
     name: "safemode",
@@ -189,7 +200,7 @@ export const COMMANDS: readonly CommandEntry[] = [
       "/safemode reset          safe mode on, default allowlist",
     ],
     summary: "Show or change safe mode, the allowlist of /run and !",
-    load: () => import("./safemode.ts").then((m) => m.safemodeCommand),
+    load: handler("./safemode.ts", "safemodeCommand"),
   },
   {
     name: "permissions",
@@ -200,7 +211,7 @@ export const COMMANDS: readonly CommandEntry[] = [
       "/permissions reset [PATH]     remove PATH's entry, or every entry (asks first)",
     ],
     summary: "Show or change which paths allow read, write, exec and delete",
-    load: () => import("./permissions.ts").then((m) => m.permissionsCommand),
+    load: handler("./permissions.ts", "permissionsCommand"),
   },
   {
     name: "audit",
@@ -210,13 +221,13 @@ export const COMMANDS: readonly CommandEntry[] = [
       "/audit clear      empty the in-memory buffer (agents/audit.jsonl is kept)",
     ],
     summary: "Show the audit log: commands run, permissions refused, settings changed",
-    load: () => import("./audit.ts").then((m) => m.auditCommand),
+    load: handler("./audit.ts", "auditCommand"),
   },
   {
     name: "security",
     usage: ["/security"],
     summary: "Show safe mode, the sandbox, allowed commands, path permissions and the audit log",
-    load: () => import("./security.ts").then((m) => m.securityCommand),
+    load: handler("./security.ts", "securityCommand"),
   },
   {
     name: "kb",
@@ -229,7 +240,7 @@ export const COMMANDS: readonly CommandEntry[] = [
       "/kb inject ID...",
     ],
     summary: "Knowledge base: projects, observations and concepts in agents/knowledge.db",
-    load: () => import("./kb.ts").then((m) => m.kbCommand),
+    load: handler("./kb.ts", "kbCommand"),
   },
   {
     name: "rag",
@@ -244,14 +255,14 @@ export const COMMANDS: readonly CommandEntry[] = [
       "/rag status",
     ],
     summary: "Retrieval-augmented generation: named stores of embedded workspace files",
-    load: () => import("./rag.ts").then((m) => m.ragCommand),
+    load: handler("./rag.ts", "ragCommand"),
   },
   {
     name: "exit",
     aliases: ["quit", "bye"],
     usage: ["/exit"],
     summary: "End the session (servers Harvey started are stopped)",
-    load: () => import("./core.ts").then((m) => m.exitCommand),
+    load: handler("./core.ts", "exitCommand"),
   },
 ];
 

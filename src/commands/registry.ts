@@ -10,6 +10,7 @@ import type { Output } from "../types.ts";
 import { nearWords } from "../util/edit_distance.ts";
 import type { PathArg } from "./path_completion.ts";
 import { splitArgs } from "../util/split_args.ts";
+import { lazyImport } from "../util/lazy_import.ts";
 
 /** What a handler gets besides the agent, its arguments and the output. */
 export interface CommandContext {
@@ -154,7 +155,9 @@ export class CommandRegistry {
     if (!spec) return [[], line];
     const current = words[words.length - 1];
     const before = words.slice(1, -1);
-    const { completePath, pathArgAt } = await import("./path_completion.ts");
+    const { completePath, pathArgAt } = await lazyImport<typeof import("./path_completion.ts")>(
+      new URL("./path_completion.ts", import.meta.url),
+    );
     const pathArg = pathArgAt(spec.paths, before);
     if (pathArg) {
       const paths = await completePath(agent, current, pathArg);

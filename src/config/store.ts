@@ -15,6 +15,7 @@ import { decodeLossless, encodeLossless } from "../util/lossless_text.ts";
 import { defaultConfig, type HarveyConfig, parseConfig } from "./schema.ts";
 import { type Finding, reviewConfig, type TrustStore, withoutFindings } from "./trust.ts";
 import type { YamlChange } from "./yaml_edit.ts";
+import { lazyImport } from "../util/lazy_import.ts";
 
 /** What loading the file found: the config, and what to tell the user about the file. */
 export interface LoadReport {
@@ -175,7 +176,9 @@ export class ConfigStore {
     const known = new Set(parseConfig(before.value).errors);
     const heldItems = (list: string) =>
       new Set(this.#held.filter((f) => f.item && f.path.join(".") === list).map((f) => f.item!));
-    const { editYaml } = await import("./yaml_edit.ts"); // with the yaml package, when saving
+    const { editYaml } = await lazyImport<typeof import("./yaml_edit.ts")>(
+      new URL("./yaml_edit.ts", import.meta.url),
+    ); // with the yaml package, when saving
     const text = await editYaml(file.text, changes, { eol: file.eol, keep: heldItems });
     const after = await parseText(text, this.displayPath);
     if ("error" in after) throw new HarveyError(`Not saved: ${after.error}`);

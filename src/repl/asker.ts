@@ -12,6 +12,7 @@
 import { CancelledError, HarveyError } from "../errors.ts";
 import type { Asker, Choice, Output } from "../types.ts";
 import type { Terminal } from "./terminal.ts";
+import { lazyImport } from "../util/lazy_import.ts";
 
 /** Reads one answer; undefined when the input has ended. */
 export type ReadAnswer = (prompt: string) => Promise<string | undefined>;
@@ -95,7 +96,9 @@ export class TerminalAsker implements Asker {
 
   async #line(prompt: string): Promise<string> {
     // Loaded with the first question: a script's start-up (LineAsker) goes without them.
-    const { LineEditor } = await import("./line_editor.ts");
+    const { LineEditor } = await lazyImport<typeof import("./line_editor.ts")>(
+      new URL("./line_editor.ts", import.meta.url),
+    );
     const editor = new LineEditor({
       prompt,
       write: (t) => this.terminal.write(t),
@@ -137,7 +140,9 @@ export class TerminalAsker implements Asker {
     choices: Choice<T>[],
     opts: { other?: string } = {},
   ): Promise<{ value: T } | { other: string }> {
-    const { Picker } = await import("./picker.ts");
+    const { Picker } = await lazyImport<typeof import("./picker.ts")>(
+      new URL("./picker.ts", import.meta.url),
+    );
     const picker = new Picker({
       question,
       choices,

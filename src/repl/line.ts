@@ -6,6 +6,7 @@
 import type { Agent } from "../agent.ts";
 import { HarveyError } from "../errors.ts";
 import type { TurnIO } from "./turn.ts";
+import { lazyImport } from "../util/lazy_import.ts";
 
 /**
  * Runs one line of input, from the terminal or a headless script. A prompt loads the turn's
@@ -33,10 +34,14 @@ export async function handleLine(agent: Agent, line: string, io: TurnIO): Promis
     }
     if (!m[2].trim()) throw new HarveyError(`Usage: @${m[1]} PROMPT`);
     const client = await agent.routeClient(m[1]);
-    const { runPrompt } = await import("./turn.ts");
+    const { runPrompt } = await lazyImport<typeof import("./turn.ts")>(
+      new URL("./turn.ts", import.meta.url),
+    );
     await runPrompt(agent, m[2], io, { client, label: `[@${m[1]} · ${client.model}]` });
     return;
   }
-  const { runPrompt } = await import("./turn.ts");
+  const { runPrompt } = await lazyImport<typeof import("./turn.ts")>(
+    new URL("./turn.ts", import.meta.url),
+  );
   await runPrompt(agent, text, io);
 }
