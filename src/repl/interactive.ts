@@ -13,7 +13,7 @@ import { handleLine } from "./line.ts";
 import { type History, LineEditor } from "./line_editor.ts";
 import type { Terminal } from "./terminal.ts";
 import type { TurnIO } from "./turn.ts";
-import { appendHistory, HISTORY_LIMIT } from "./history.ts";
+import { appendHistory } from "./history.ts";
 
 /** `/edit [TEXT]`: handled here, between lines, because the editor needs the terminal. */
 const EDIT = /^\/edit(?:\s+([\s\S]*))?$/;
