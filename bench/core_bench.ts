@@ -1,58 +1,63 @@
 /**
- * The core figures of Harvey, each against a baseline measured in the same run:
+ * The core figures of Harvey measured in one process or from a clean start, each against a
+ * baseline measured in the same run (interleaved, medians):
  *
  * 1. start-up to a ready prompt with no backend reachable vs `deno run` of an empty script
  *    (headless, and — when `script` from util-linux is there — the interactive prompt on a pty);
- * 2. time to first token through `runPrompt` vs a raw `fetch` of the same fake server;
- * 3. streaming throughput of 20,000 tokens through `runPrompt` into a real file descriptor vs a
- *    raw fetch + SSE parse writing to the same descriptor;
- * 4. resident memory of an idle headless Harvey vs an idle empty script.
+ * 2. resident memory of an idle headless Harvey vs an idle empty script;
+ * 3. time to first token through `runPrompt` vs a raw `fetch` of the same fake server, warm,
+ *    and the first prompt of a session sent the moment start-up ends (scripts, `-p`);
+ * 4. streaming throughput of 20,000 tokens through `runPrompt` into a real file descriptor vs
+ *    a raw fetch + SSE parse writing to the same descriptor.
  *
- * The fake OpenAI-compatible server runs as a child process (this file with `--serve-fake`):
- * a real model server is another process, and on a 2-core machine a child lets the server
- * frame tokens in parallel instead of charging its JSON and HTTP work to the event loop being
- * measured. Both paths talk to the same child, so the comparison stays fair.
+ * `core_session_bench.ts` has the rows measured on a Harvey child talking to the fake server:
+ * the first prompt typed at the REPL, a stream into a pipe, memory over ten turns.
  *
  * Run alone: `deno run --allow-all --no-prompt bench/core_bench.ts`
  *
  * @module
  */
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { median } from "./result.ts";
 import type { BenchResult } from "./result.ts";
 import { printResults } from "./run_all.ts";
+import {
+  childEnv,
+  CLOSED,
+  FakeServerChild,
+  harveyArgs,
+  kill,
+  LONG_REPLY_CONFIG,
+  progress,
+  round,
+  scriptBinary,
+  SHORT_REPLY,
+  spawnOnPty,
+  STREAM_PROMPT,
+  STREAM_TOKENS,
+  StreamWatch,
+  vmRssMiB,
+} from "./core_rig.ts";
 import type { Agent } from "../src/agent.ts";
 import { LineAsker } from "../src/repl/asker.ts";
 import { selectBackend } from "../src/repl/startup.ts";
 import { runPrompt, type TurnIO } from "../src/repl/turn.ts";
 import { createSession } from "../src/session.ts";
 import type { Message, Output } from "../src/types.ts";
-import { parseCount, runAsScript } from "../test/fixtures/fixture_common.ts";
-import { startFakeOpenAI } from "../test/fixtures/fake_openai.ts";
-
-const REPO = dirname(dirname(fileURLToPath(import.meta.url)));
-const THIS_FILE = fileURLToPath(import.meta.url);
-/** A port nothing listens on: every backend probe is refused at once. */
-const CLOSED = "127.0.0.1:9";
 
 const STARTUP_RUNS = 15;
-const STARTUP_TARGET_MS = 150;
+/** Start-up at most this many times an empty `deno run`. */
+const STARTUP_TARGET_RATIO = 4;
 const PTY_RUNS = 5;
 const TTFT_RUNS = 50;
 const TTFT_WARMUP = 5;
 const TTFT_TARGET_ADDED_MS = 2;
-const STREAM_TOKENS = 20_000;
-const STREAM_RUNS = 3;
-const STREAM_TARGET_TPS = 10_000;
+const STREAM_RUNS = 5;
+/** Harvey's stream at least this share of the raw client's rate. */
+const STREAM_TARGET_RATIO = 0.95;
 const MEMORY_RUNS = 3;
 const MEMORY_IDLE_MS = 1000;
 const MEMORY_TARGET_MIB = 90;
-/** How long to wait for a child to show its prompt before giving up. */
-const WAIT_LIMIT_MS = 20_000;
-
-/** The prompt that makes the fake server stream {@linkcode STREAM_TOKENS} tokens. */
-const STREAM_PROMPT = "stream";
-const SHORT_REPLY = "Hello from the fake server, ready when you are.";
 
 const encoder = new TextEncoder();
 
@@ -61,7 +66,7 @@ export async function run(): Promise<BenchResult[]> {
   const tmp = await Deno.makeTempDir({ prefix: "harvey_core_bench_" });
   try {
     const results: BenchResult[] = [];
-    const startup = new StartupRig(tmp, await denoDir());
+    const startup = new StartupRig(tmp);
     await startup.prepare();
     results.push(...await startupBench(startup));
     results.push(...await ptyBench(startup));
@@ -84,163 +89,45 @@ export async function run(): Promise<BenchResult[]> {
   }
 }
 
-// ─── helpers ─────────────────────────────────────────────────────────────────────────────────
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-function round(n: number, digits = 2): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
-
-function progress(text: string): void {
-  console.error(`  ${text}`);
-}
-
-/** Reads a child's stream to the end, resolving waiters when a piece of text has appeared. */
-class StreamWatch {
-  text = "";
-  readonly done: Promise<void>;
-  #waiters: { needle: string; resolve: (at: number) => void }[] = [];
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.done = this.#pump(stream);
-  }
-
-  async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) {
-      this.text += decoder.decode(chunk, { stream: true });
-      const now = performance.now();
-      this.#waiters = this.#waiters.filter((w) => {
-        if (!this.text.includes(w.needle)) return true;
-        w.resolve(now);
-        return false;
-      });
-    }
-  }
-
-  /**
-   * Resolves with `performance.now()` when `needle` has appeared; rejects when the stream ends
-   * without it or after `timeoutMs`, so a hung child cannot hang the benchmark.
-   */
-  seen(needle: string, timeoutMs = WAIT_LIMIT_MS): Promise<number> {
-    if (this.text.includes(needle)) return Promise.resolve(performance.now());
-    const { promise, resolve, reject } = Promise.withResolvers<number>();
-    const fail = (why: string) =>
-      reject(new Error(`Expected "${needle}" ${why}, found: ${this.text.slice(-300)}`));
-    const timer = setTimeout(() => fail(`within ${timeoutMs} ms`), timeoutMs);
-    this.#waiters.push({
-      needle,
-      resolve: (at) => {
-        clearTimeout(timer);
-        resolve(at);
-      },
-    });
-    this.done.then(() => {
-      clearTimeout(timer);
-      if (!this.text.includes(needle)) fail("in the output");
-    });
-    return promise;
-  }
-}
-
-async function denoDir(): Promise<string> {
-  const fromEnv = Deno.env.get("DENO_DIR");
-  if (fromEnv) return fromEnv;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json"],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return (JSON.parse(new TextDecoder().decode(out.stdout)) as { denoDir: string }).denoDir;
-}
-
-/** The permission flags of the `harvey` task in deno.json, so the bench runs what users run. */
-async function harveyTaskFlags(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(join(REPO, "deno.json"))) as {
-    tasks?: Record<string, string>;
-  };
-  const task = config.tasks?.harvey;
-  if (!task) throw new Error("Expected a harvey task in deno.json, found none");
-  const words = task.split(/\s+/);
-  return words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"))
-    .filter((w) => w.startsWith("--") && w !== "--no-prompt");
-}
-
-function kill(child: Deno.ChildProcess, signal: Deno.Signal = "SIGKILL"): void {
-  try {
-    child.kill(signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-function shellQuote(arg: string): string {
-  return `'${arg.replaceAll("'", `'\\''`)}'`;
-}
-
 // ─── 1. start-up ─────────────────────────────────────────────────────────────────────────────
 
 /** Commands and environment shared by the start-up, pty and memory measurements. */
 class StartupRig {
   harveyArgs: string[] = [];
+  env: Record<string, string> = {};
   readonly workspace: string;
-  readonly env: Record<string, string>;
   readonly emptyScript: string;
   readonly idleScript: string;
 
-  constructor(readonly tmp: string, deno: string) {
+  constructor(readonly tmp: string) {
     this.workspace = join(tmp, "workspace");
     this.emptyScript = join(tmp, "empty.ts");
     this.idleScript = join(tmp, "idle.ts");
-    // A fresh HOME would move Deno's cache: keep DENO_DIR so the module cache stays warm.
-    this.env = {
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      HOME: join(tmp, "home"),
-      DENO_DIR: deno,
-      OLLAMA_HOST: CLOSED,
-      NO_COLOR: "1",
-      TERM: "xterm-256color",
-    };
   }
 
   async prepare(): Promise<void> {
     await Deno.mkdir(this.workspace);
-    await Deno.mkdir(this.env.HOME);
+    this.env = await childEnv(join(this.tmp, "home"));
     await Deno.writeTextFile(this.emptyScript, "");
     // Shows a prompt, then waits on stdin as Harvey's line reader does.
     await Deno.writeTextFile(
       this.idleScript,
       'Deno.stdout.writeSync(new TextEncoder().encode("harvey> "));\n' +
         "for await (const chunk of Deno.stdin.readable) {\n" +
-        "  if (chunk.includes(10)) break;\n" +
+        "  if (chunk.includes(10) || chunk.includes(13)) break;\n" +
         "}\n",
     );
-    this.harveyArgs = [
-      "run",
-      "--no-prompt",
-      "--config",
-      join(REPO, "deno.json"),
-      ...await harveyTaskFlags(),
-      join(REPO, "main.ts"),
-      "--llamafile-url",
-      `http://${CLOSED}`,
-    ];
+    this.harveyArgs = await harveyArgs(["--llamafile-url", `http://${CLOSED}`]);
   }
 
-  command(args: string[], opts: { stdout?: "piped" | "null" } = {}): Deno.Command {
+  command(args: string[]): Deno.Command {
     return new Deno.Command(Deno.execPath(), {
       args,
       cwd: this.workspace,
       env: this.env,
       clearEnv: true,
       stdin: "piped",
-      stdout: opts.stdout ?? "piped",
+      stdout: "piped",
       stderr: "piped",
     });
   }
@@ -293,8 +180,8 @@ async function startupBench(rig: StartupRig): Promise<BenchResult[]> {
       unit: "ms",
       baseline: round(baseline, 1),
       ratio: round(value / baseline),
-      target: `≤ ${STARTUP_TARGET_MS} ms`,
-      pass: value <= STARTUP_TARGET_MS,
+      target: `≤ ${STARTUP_TARGET_RATIO}× empty deno run`,
+      pass: value / baseline <= STARTUP_TARGET_RATIO,
     },
     {
       name: "startup added over an empty deno run",
@@ -306,41 +193,21 @@ async function startupBench(rig: StartupRig): Promise<BenchResult[]> {
 
 /** Time until "harvey>" appears on a pty (`script -qec`), vs an empty script showing a prompt. */
 async function ptyBench(rig: StartupRig): Promise<BenchResult[]> {
-  const script = ["/usr/bin/script", "/bin/script"].find((p) => {
-    try {
-      return Deno.statSync(p).isFile;
-    } catch {
-      return false;
-    }
-  });
+  const script = scriptBinary();
   if (!script) {
     progress("pty: skipped (no `script` from util-linux)");
     return [];
   }
   const viaPty = async (args: string[]) => {
-    const line = [Deno.execPath(), ...args].map(shellQuote).join(" ");
     const started = performance.now();
-    const child = new Deno.Command(script, {
-      args: ["-qec", line, "/dev/null"],
-      cwd: rig.workspace,
-      env: rig.env,
-      clearEnv: true,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    const watch = new StreamWatch(child.stdout);
-    const writer = child.stdin.getWriter();
+    const child = spawnOnPty(script, args, { cwd: rig.workspace, env: rig.env });
     try {
-      const at = await watch.seen("harvey>");
-      await writer.write(encoder.encode("/exit\n"));
-      await writer.close();
-      await child.status;
-      await watch.done;
+      const at = await child.watch.seen("harvey>");
+      // Enter is \r on a terminal (\n is Ctrl-J, a new line in Harvey's editor).
+      await child.end("/exit\r");
       return at - started;
     } catch (err) {
-      kill(child);
-      await child.status;
+      await child.kill();
       throw err;
     }
   };
@@ -369,14 +236,7 @@ async function ptyBench(rig: StartupRig): Promise<BenchResult[]> {
   }];
 }
 
-// ─── 4. idle memory ──────────────────────────────────────────────────────────────────────────
-
-async function vmRssMiB(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  const kib = status.match(/^VmRSS:\s+(\d+)\s+kB$/m);
-  if (!kib) throw new Error(`Expected VmRSS in /proc/${pid}/status, found none`);
-  return Number(kib[1]) / 1024;
-}
+// ─── 2. idle memory ──────────────────────────────────────────────────────────────────────────
 
 /** Starts `args` with stdin held open, waits for `ready` on `stream` plus the idle time. */
 async function idleRss(
@@ -411,9 +271,10 @@ async function memoryBench(rig: StartupRig): Promise<BenchResult[]> {
   const harveyMiB: number[] = [];
   const idleMiB: number[] = [];
   for (let i = 0; i < MEMORY_RUNS; i++) {
-    // Side by side: memory does not disturb memory, and it halves the wait.
+    // Side by side: memory does not disturb memory, and it halves the wait. Harvey's last
+    // start-up line names the URL where nothing answers.
     const [h, b] = await Promise.all([
-      idleRss(rig, harvey, { text: "No backend selected", on: "stderr", label: "Harvey" }),
+      idleRss(rig, harvey, { text: "Nothing answers at", on: "stderr", label: "Harvey" }),
       idleRss(rig, idle, { text: "harvey>", on: "stdout", label: "the idle script" }),
     ]);
     harveyMiB.push(h);
@@ -433,57 +294,7 @@ async function memoryBench(rig: StartupRig): Promise<BenchResult[]> {
   }];
 }
 
-// ─── the fake server child ───────────────────────────────────────────────────────────────────
-
-function longReply(tokens: number): string {
-  // "wN " is two fake tokens: the word and the space.
-  return Array.from({ length: tokens / 2 }, (_, i) => `w${i % 1000} `).join("");
-}
-
-/** The fake OpenAI-compatible server in its own process. */
-class FakeServerChild {
-  private constructor(
-    readonly url: string,
-    readonly child: Deno.ChildProcess,
-    readonly watch: StreamWatch,
-  ) {}
-
-  static async start(): Promise<FakeServerChild> {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        // This file's imports load all of Harvey; some modules read the environment on load.
-        "--allow-all",
-        THIS_FILE,
-        "--serve-fake",
-        "--tokens",
-        String(STREAM_TOKENS),
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const watch = new StreamWatch(child.stdout);
-    try {
-      await watch.seen("listening on ");
-    } catch (err) {
-      kill(child);
-      await child.status;
-      throw err;
-    }
-    const url = watch.text.match(/listening on (\S+)/)![1];
-    return new FakeServerChild(url, child, watch);
-  }
-
-  async stop(): Promise<void> {
-    kill(this.child, "SIGTERM");
-    await this.child.status;
-    await this.watch.done;
-  }
-}
-
-// ─── 2 and 3: through Harvey vs raw fetch ────────────────────────────────────────────────────
+// ─── 3 and 4: through Harvey vs raw fetch, in this process ───────────────────────────────────
 
 interface BenchSession {
   agent: Agent;
@@ -496,7 +307,8 @@ const nullOutput: Output = { write() {} };
 /** A real session in a temp workspace, its backend selected at the fake server. */
 async function benchSession(tmp: string, url: string): Promise<BenchSession> {
   const root = join(tmp, "session");
-  await Deno.mkdir(root);
+  await Deno.mkdir(join(root, "agents"), { recursive: true });
+  await Deno.writeTextFile(join(root, "agents", "harvey.yaml"), LONG_REPLY_CONFIG);
   const err = new RecordingOutput();
   const asker = new LineAsker(() => Promise.resolve(undefined), err);
   const agent = await createSession({
@@ -589,7 +401,9 @@ async function harveyTtft(s: BenchSession, prompt: string): Promise<number> {
   const out = new RecordingOutput();
   const started = performance.now();
   await runPrompt(s.agent, prompt, turnIO(out));
-  if (!out.firstAt) throw new Error("Expected a reply from the fake server, found none");
+  if (!out.text.startsWith(SHORT_REPLY.split(" ")[0])) {
+    throw new Error(`Expected the fake server's reply, found: ${out.text.slice(0, 80)}`);
+  }
   return out.firstAt - started;
 }
 
@@ -606,7 +420,8 @@ async function rawTtft(s: BenchSession, prompt: string): Promise<number> {
 }
 
 async function ttftBench(s: BenchSession): Promise<BenchResult[]> {
-  // The first request of each path pays one-time costs (Harvey: importing the openai SDK).
+  // The first request of each path pays one-time costs (Harvey: what the first prompt loads,
+  // here only the openai SDK: this process imported the rest).
   const harveyCold = await harveyTtft(s, "hello");
   const rawCold = await rawTtft(s, "hello");
   for (let i = 0; i < TTFT_WARMUP; i++) {
@@ -642,7 +457,7 @@ async function ttftBench(s: BenchSession): Promise<BenchResult[]> {
       pass: added <= TTFT_TARGET_ADDED_MS,
     },
     {
-      name: "first prompt of a session (one-time cold cost)",
+      name: "first prompt sent the moment start-up ends, in process (script, -p)",
       value: round(harveyCold, 1),
       unit: "ms",
       baseline: round(rawCold, 1),
@@ -695,8 +510,8 @@ async function streamBench(s: BenchSession): Promise<BenchResult[]> {
       unit: "tok/s",
       baseline: Math.round(baseline),
       ratio: round(value / baseline),
-      target: `≥ ${STREAM_TARGET_TPS.toLocaleString("en-US")} tok/s`,
-      pass: value >= STREAM_TARGET_TPS,
+      target: `≥ ${STREAM_TARGET_RATIO}× raw`,
+      pass: value / baseline >= STREAM_TARGET_RATIO,
     }];
   } finally {
     devNull.close();
@@ -704,16 +519,7 @@ async function streamBench(s: BenchSession): Promise<BenchResult[]> {
 }
 
 if (import.meta.main) {
-  if (Deno.args[0] === "--serve-fake") {
-    await runAsScript(Deno.args.slice(1), { tokens: { type: "string" } }, (v) => {
-      const long = longReply(parseCount("tokens", v.one("tokens")) ?? STREAM_TOKENS);
-      return startFakeOpenAI({
-        reply: (messages) => messages.at(-1)?.content === STREAM_PROMPT ? long : SHORT_REPLY,
-      });
-    });
-  } else {
-    const started = performance.now();
-    printResults("core_bench", await run());
-    console.log(`core_bench took ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  }
+  const started = performance.now();
+  printResults("core_bench", await run());
+  console.log(`core_bench took ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }

@@ -10,21 +10,18 @@ import type { Agent } from "./agent.ts";
 import { createSession } from "./session.ts";
 import { LineAsker, TerminalAsker } from "./repl/asker.ts";
 import { linesFromStream, linesFromText, type LineSource, runScript } from "./repl/headless.ts";
-import { runInteractive } from "./repl/interactive.ts";
-import { loadHistory } from "./repl/history.ts";
-import { History } from "./repl/line_editor.ts";
-import { processTerminalIO, Terminal } from "./repl/terminal.ts";
+import type { History } from "./repl/line_editor.ts";
+import type { Terminal } from "./repl/terminal.ts";
 import { stderrOutput, stdoutOutput } from "./repl/output.ts";
 import { selectBackend } from "./repl/startup.ts";
-import { runPrompt } from "./repl/turn.ts";
 import { EventWriter, JsonTurnDisplay } from "./repl/json_display.ts";
-import { EventAsker, runRpc } from "./repl/rpc.ts";
+import type { EventAsker } from "./repl/rpc.ts";
 import { checkSessionFlags, openStartupSession } from "./session/startup.ts";
 import { join } from "node:path";
-import { runDoctor } from "./doctor.ts";
 import { installExitHooks } from "./runtime/exit_hooks.ts";
-import { offerRegistration, type PullArgs, runPull } from "./commands/pull.ts";
-import { parseBenchArgs, runBench } from "./commands/bench.ts";
+// What only a prompt, the REPL, `pull` or `doctor` need is loaded by them (start-up stays small).
+import type { PullArgs } from "./commands/pull.ts";
+import { lazyImport } from "./util/lazy_import.ts";
 
 /** Harvey's version. */
 export const VERSION = "0.1.0";
@@ -261,11 +258,28 @@ async function runRepl(flags: CliFlags): Promise<number> {
       }
       const err = interactive ? stdoutOutput : stderrOutput;
       let asker;
-      let history = new History();
+      let history: History | undefined;
       if (events) {
         // A program answers in RPC mode; -p has no input, so its questions are cancelled.
+        const { EventAsker } = await lazyImport<typeof import("./repl/rpc.ts")>(
+          new URL("./repl/rpc.ts", import.meta.url),
+        );
         asker = new EventAsker(events, { yes: flags.yes, closed: !rpc });
       } else if (interactive) {
+        // The terminal's modules load only for the REPL: a script's start-up goes without them.
+        const [{ loadHistory }, { History }, { processTerminalIO, Terminal }] = await Promise.all(
+          [
+            lazyImport<typeof import("./repl/history.ts")>(
+              new URL("./repl/history.ts", import.meta.url),
+            ),
+            lazyImport<typeof import("./repl/line_editor.ts")>(
+              new URL("./repl/line_editor.ts", import.meta.url),
+            ),
+            lazyImport<typeof import("./repl/terminal.ts")>(
+              new URL("./repl/terminal.ts", import.meta.url),
+            ),
+          ],
+        );
         history = new History(
           await loadHistory(join(flags.workdir ?? Deno.cwd(), "agents")).catch(() => []),
         );
@@ -304,20 +318,41 @@ async function runRepl(flags: CliFlags): Promise<number> {
         const ctl = new AbortController();
         await terminal.whileBusy(() => ctl.abort(), () => startup(ctl.signal));
       } else await startup();
+      if (agent.client) {
+        // A prompt comes soon: load what it needs (the turn, the client's SDK) meanwhile.
+        lazyImport<typeof import("./repl/turn.ts")>(new URL("./repl/turn.ts", import.meta.url))
+          .catch(() => {});
+        agent.client.warm?.().catch(() => {});
+      }
       const resumed = await openStartupSession(agent, err, sessionFlags);
-      if (events && asker instanceof EventAsker) {
-        return rpc
-          ? await runRpc(agent, { lines: source!, events, asker, resumed })
-          : await printJson(agent, flags.print!, events, resumed);
+      if (events && asker) {
+        if (rpc) {
+          const { runRpc } = await lazyImport<typeof import("./repl/rpc.ts")>(
+            new URL("./repl/rpc.ts", import.meta.url),
+          );
+          return await runRpc(agent, {
+            lines: source!,
+            events,
+            asker: asker as EventAsker,
+            resumed,
+          });
+        }
+        return await printJson(agent, flags.print!, events, resumed);
       }
       const io = { out: stdoutOutput, err, spinner: interactive, color };
       if (flags.print !== undefined) {
         const controller = new AbortController();
+        const { runPrompt } = await lazyImport<typeof import("./repl/turn.ts")>(
+          new URL("./repl/turn.ts", import.meta.url),
+        );
         await runPrompt(agent, flags.print, { ...io, signal: controller.signal });
         return 0;
       }
       if (terminal) {
-        await runInteractive(agent, terminal, { ...io, history });
+        const { runInteractive } = await lazyImport<typeof import("./repl/interactive.ts")>(
+          new URL("./repl/interactive.ts", import.meta.url),
+        );
+        await runInteractive(agent, terminal, { ...io, history: history! });
         return 0;
       }
       return await runScript(agent, source!, io);
@@ -350,6 +385,9 @@ async function printJson(
   events.session(agent, resumed);
   let status = 0;
   try {
+    const { runPrompt } = await lazyImport<typeof import("./repl/turn.ts")>(
+      new URL("./repl/turn.ts", import.meta.url),
+    );
     await runPrompt(agent, prompt, {
       out: events.output("output"),
       err: events.output("notice"),
@@ -405,6 +443,9 @@ async function runSubcommand(
 /** `harvey pull`: download, then offer to register; answers come from stdin. */
 function runPullCommand(flags: Flags, args: PullArgs): Promise<number> {
   return runSubcommand(flags, async (agent, asker, signal) => {
+    const { offerRegistration, runPull } = await lazyImport<typeof import("./commands/pull.ts")>(
+      new URL("./commands/pull.ts", import.meta.url),
+    );
     const result = await runPull(agent, args, stderrOutput, {
       signal,
       isTerminal: Deno.stderr.isTerminal(),
@@ -427,12 +468,20 @@ function runPullCommand(flags: Flags, args: PullArgs): Promise<number> {
 
 /** `harvey doctor [--install]`: the report on stdout; install questions read stdin. */
 function runDoctorCommand(flags: Flags, install: boolean): Promise<number> {
-  return runSubcommand(flags, (agent) => runDoctor(agent, stdoutOutput, { install }));
+  return runSubcommand(
+    flags,
+    async (agent) =>
+      (await lazyImport<typeof import("./doctor.ts")>(new URL("./doctor.ts", import.meta.url)))
+        .runDoctor(agent, stdoutOutput, { install }),
+  );
 }
 
 /** `harvey bench`: progress on stderr, the table on stdout; 1 when a model could not be measured. */
 function runBenchCommand(flags: Flags, args: string[]): Promise<number> {
   return runSubcommand(flags, async (agent, _asker, signal) => {
+    const { parseBenchArgs, runBench } = await lazyImport<typeof import("./commands/bench.ts")>(
+      new URL("./commands/bench.ts", import.meta.url),
+    );
     const failed = await runBench(agent, parseBenchArgs(args), {
       out: stderrOutput,
       table: stdoutOutput,

@@ -3,24 +3,15 @@
  * from here so that a run straight from a URL (which ignores `deno.json`) resolves the
  * same versions.
  *
- * Heavy packages (`yaml`, `openai`) are loaded lazily through the functions
- * below so that start-up does not pay for them.
+ * Heavy packages (`yaml`, `openai`) are loaded lazily through the functions below so that
+ * start-up does not pay for them: export only their types from this module, never a value.
  *
  * @module
  */
 
-export {
-  Document,
-  isMap,
-  isScalar,
-  isSeq,
-  LineCounter,
-  parseDocument,
-  YAMLMap,
-  YAMLSeq,
-} from "npm:yaml@2.9.1";
-export type { Node as YamlNode, Pair as YamlPair } from "npm:yaml@2.9.1";
-export { Command, CommanderError, Option } from "npm:@commander-js/extra-typings@15.1.0";
+// Types only: a value exported from here would load the package with this module.
+export type { Document, Node as YamlNode, Pair as YamlPair } from "npm:yaml@2.9.1";
+export { Command, CommanderError } from "npm:@commander-js/extra-typings@15.1.0";
 
 /** The `yaml` module, loaded when there is a `harvey.yaml` to read or write. */
 export function loadYaml(): Promise<typeof import("npm:yaml@2.9.1")> {

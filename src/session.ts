@@ -8,7 +8,6 @@ import { Agent } from "./agent.ts";
 import { createRegistry } from "./commands/index.ts";
 import { llamafileSource } from "./commands/llamafile.ts";
 import { ggufSource } from "./commands/llamacpp.ts";
-import { ragAugmentHook } from "./commands/rag.ts";
 import { loadSystemPrompt } from "./config/harvey_md.ts";
 import { type Flags, resolveSettings } from "./config/settings.ts";
 import { ConfigStore, type TrustPolicy } from "./config/store.ts";
@@ -27,6 +26,7 @@ import { secretRedactor } from "./security/redact.ts";
 import type { Asker, Output } from "./types.ts";
 import { Workspace } from "./workspace.ts";
 import { startSession } from "./session/current.ts";
+import { lazyImport } from "./util/lazy_import.ts";
 
 /** What a session is built from. */
 export interface SessionOptions {
@@ -105,7 +105,11 @@ export async function createSession(opts: SessionOptions): Promise<Agent> {
   });
   agent.checkPath = pathGuard(agent);
   agent.budget = new TokenBudget();
-  agent.augmentPrompt = ragAugmentHook(agent);
+  // The RAG store's code loads with the first prompt, not at start-up.
+  agent.augmentPrompt = async (prompt, err, signal) =>
+    await (await lazyImport<typeof import("./commands/rag.ts")>(
+      new URL("./commands/rag.ts", import.meta.url),
+    )).ragAugmentHook(agent)(prompt, err, signal);
   agent.sources = defaultSources(agent, opts.flags);
   // Registered llamafiles and GGUF models; `--llamafile`/`--gguf` for this session only.
   const { llamafile, gguf } = opts.flags;

@@ -112,6 +112,11 @@ export interface LLMClient {
    * here, so the window and the tokenizer measured before sending are the server's own.
    */
   prepare?(signal?: AbortSignal): Promise<void>;
+  /**
+   * Loads what the first request needs (a client library) ahead of it, e.g. while the person
+   * types; never starts a server or sends anything.
+   */
+  warm?(): Promise<void>;
   /** Stops whatever this client started. */
   close(): Promise<void>;
 }

@@ -4,7 +4,9 @@
  * remembered outside the workspace.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { findingHash } from "../src/config/trust.ts";
 import { LineAsker } from "../src/repl/asker.ts";
 import { linesFromText, runScript } from "../src/repl/headless.ts";
 import { BufferOutput } from "../src/repl/output.ts";
@@ -146,6 +148,15 @@ async function workspace(yaml: string): Promise<string> {
   await Deno.writeTextFile(join(root, "agents/harvey.yaml"), yaml);
   return root;
 }
+
+Deno.test("a setting is remembered by the SHA-256 of its value, as trust files already hold it", async () => {
+  // Web Crypto replaced node:crypto here (start-up loads no node:crypto): the hashes in the
+  // trust files people have must stay the same, for any text.
+  for (const signature of ["false", "ls git python3", "https://x.example/v1 · ÿ ☃ 🚀 \u0000"]) {
+    const finding = { key: "k", path: ["k"], what: "w", signature };
+    assert.equal(await findingHash(finding), createHash("sha256").update(signature).digest("hex"));
+  }
+});
 
 Deno.test("asked once in a terminal; the answer is remembered outside the workspace", async (t) => {
   const xdg = await configHome();

@@ -22,7 +22,7 @@ import {
 } from "../ops/changes.ts";
 import { type Access, accessPath } from "./files.ts";
 import { escapeControls } from "../util/terminal_text.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 
 /** A fenced code block of a Markdown text. */
 export interface FencedBlock {
@@ -139,10 +139,7 @@ async function plan(agent: Agent, blocks: TaggedBlock[], out: Output): Promise<F
 }
 
 /** `/apply` */
-export const applyCommand: CommandSpec = {
-  name: "apply",
-  usage: ["/apply"],
-  summary: "Write the files of the last reply's path-tagged code blocks (shows diffs, asks first)",
+export const applyCommand: CommandHandler = {
   async run(agent, _args, out) {
     const blocks = findTaggedBlocks(lastReply(agent, "/apply"));
     if (!blocks.length) {
@@ -182,11 +179,7 @@ interface Undo {
 }
 
 /** `/unapply` */
-export const unapplyCommand: CommandSpec = {
-  name: "unapply",
-  usage: ["/unapply"],
-  summary:
-    "Undo the last /apply or the model's edits of a turn: restore what changed, remove what was created",
+export const unapplyCommand: CommandHandler = {
   async run(agent, _args, out) {
     const journal = await readJournal(agent);
     if (!journal) {

@@ -6,7 +6,7 @@
 import type { Agent } from "../agent.ts";
 import { HarveyError, UsageError } from "../errors.ts";
 import { formatAuditEvent } from "../security/audit.ts";
-import { type CommandSpec, subcommand } from "./registry.ts";
+import { type CommandHandler, subcommand } from "./registry.ts";
 
 const SUBS = ["show", "status", "clear"];
 
@@ -24,14 +24,7 @@ export function auditLines(agent: Agent): string[] {
 }
 
 /** `/audit show [N]|status|clear` */
-export const auditCommand: CommandSpec = {
-  name: "audit",
-  usage: [
-    "/audit show [N]   the last N events (default 20)",
-    "/audit status",
-    "/audit clear      empty the in-memory buffer (agents/audit.jsonl is kept)",
-  ],
-  summary: "Show the audit log: commands run, permissions refused, settings changed",
+export const auditCommand: CommandHandler = {
   subcommands: SUBS,
   run(agent, args, out) {
     const sub = subcommand("/audit", args, SUBS, "show");

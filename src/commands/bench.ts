@@ -12,7 +12,7 @@ import { benchResults, formatBenchTable } from "../model_bench/results.ts";
 import { benchModels, type BenchOptions, benchTargets } from "../model_bench/run.ts";
 import type { ToolMode } from "../tools/mode.ts";
 import type { Output } from "../types.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 
 /** What `/bench` and `harvey bench` take. */
 export interface BenchArgs {
@@ -81,10 +81,7 @@ export async function runBench(
 }
 
 /** `/bench [NAME…] [--mode native|text] [--tasks N]`, `/bench results` */
-export const benchCommand: CommandSpec = {
-  name: "bench",
-  usage: ["/bench [NAME…] [--mode native|text] [--tasks N]", "/bench results"],
-  summary: "Measure the local models: speed and tool-call success, for /tools mode auto",
+export const benchCommand: CommandHandler = {
   subcommands: ["results"],
   complete: async (agent, before) =>
     before.at(-1) === "--mode"

@@ -10,7 +10,7 @@ import { estimateTextTokens } from "../llm/tokens.ts";
 import type { Output } from "../types.ts";
 import { accessPath, fenced, formatBytes } from "./files.ts";
 import { BinaryFileError, readText } from "./read.ts";
-import { type CommandSpec, subcommand } from "./registry.ts";
+import { type CommandHandler, subcommand } from "./registry.ts";
 
 /** The most file content one `/context load-dir` pins. */
 export const LOAD_DIR_BUDGET_BYTES = 200 * 1024;
@@ -153,16 +153,8 @@ async function loadDir(agent: Agent, args: string[], out: Output): Promise<void>
 }
 
 /** `/context add TEXT…|show|clear|load-dir PATH [GLOB]` */
-export const contextCommand: CommandSpec = {
-  name: "context",
+export const contextCommand: CommandHandler = {
   freeText: true,
-  usage: [
-    "/context add TEXT…",
-    "/context show",
-    "/context clear",
-    "/context load-dir PATH [GLOB]",
-  ],
-  summary: "Pin text or files that stay in the conversation through /clear and /summarize",
   subcommands: ["add", "show", "clear", "load-dir"],
   paths: [{ after: "load-dir" }],
   async run(agent, args, out, ctx) {

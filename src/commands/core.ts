@@ -8,14 +8,10 @@ import { UsageError } from "../errors.ts";
 import { replyReserve } from "../llm/budget.ts";
 import { estimateTokens } from "../llm/tokens.ts";
 import { nearWords } from "../util/edit_distance.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 
 /** `/help [COMMAND]` */
-export const helpCommand: CommandSpec = {
-  name: "help",
-  aliases: ["?"],
-  usage: ["/help [COMMAND]"],
-  summary: "List the commands, or show one command's usage",
+export const helpCommand: CommandHandler = {
   complete: (agent) => agent.commands.list().map((c) => c.name),
   run(agent, args, out) {
     if (args[0]) {
@@ -97,20 +93,14 @@ async function measuredHistory(
 }
 
 /** `/status` */
-export const statusCommand: CommandSpec = {
-  name: "status",
-  usage: ["/status"],
-  summary: "Show the backend, model, history size, workspace and recording state",
+export const statusCommand: CommandHandler = {
   async run(agent, _args, out) {
     for (const line of statusLines(agent, await measuredHistory(agent))) out.write(`${line}\n`);
   },
 };
 
 /** `/clear` */
-export const clearCommand: CommandSpec = {
-  name: "clear",
-  usage: ["/clear"],
-  summary: "Forget the conversation (the system prompt and pinned context stay)",
+export const clearCommand: CommandHandler = {
   run(agent, _args, out) {
     agent.clearHistory();
     out.write("History cleared.\n");
@@ -119,11 +109,7 @@ export const clearCommand: CommandSpec = {
 };
 
 /** `/exit`, `/quit`, `/bye` */
-export const exitCommand: CommandSpec = {
-  name: "exit",
-  aliases: ["quit", "bye"],
-  usage: ["/exit"],
-  summary: "End the session (servers Harvey started are stopped)",
+export const exitCommand: CommandHandler = {
   run(agent, _args, out) {
     agent.exitRequested = true;
     out.write("Bye.\n");

@@ -6,13 +6,10 @@
  * @module
  */
 import { HarveyError } from "../errors.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 
 /** `/edit [TEXT]` — only a terminal has an editor to open; anywhere else it says so. */
-export const editCommand: CommandSpec = {
-  name: "edit",
-  usage: ["/edit [TEXT]"],
-  summary: "Write a prompt in $VISUAL or $EDITOR; it comes back to the prompt (also Ctrl-X Ctrl-E)",
+export const editCommand: CommandHandler = {
   freeText: true,
   run() {
     return Promise.reject(

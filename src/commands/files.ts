@@ -8,7 +8,7 @@ import type { Agent } from "../agent.ts";
 import { HarveyError } from "../errors.ts";
 import { listFolder } from "../ops/listing.ts";
 import { escapeControls } from "../util/terminal_text.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 
 export {
   type Access,
@@ -42,11 +42,8 @@ export function addContext(
 }
 
 /** `/files [PATH]` */
-export const filesCommand: CommandSpec = {
-  name: "files",
-  usage: ["/files [PATH]"],
+export const filesCommand: CommandHandler = {
   paths: [{}],
-  summary: "List a workspace folder (hidden entries are not shown, only counted)",
   async run(agent, args, out) {
     if (args.length > 1) throw new HarveyError("Usage: /files [PATH] (one folder)");
     const { path: rel, entries, hidden } = await listFolder(agent, args[0] ?? ".");

@@ -9,13 +9,10 @@ import { GIT_OUTPUT_CAP, runGit } from "../ops/git.ts";
 import { GIT_READ_ONLY } from "../security/git_policy.ts";
 import { escapeControls } from "../util/terminal_text.ts";
 import { accessPath, addContext, formatBytes } from "./files.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 
 /** `/git SUBCOMMAND [ARGS…]` */
-export const gitCommand: CommandSpec = {
-  name: "git",
-  usage: ["/git SUBCOMMAND [ARGS…]   (status, diff, log, show, blame, grep, ls-files, …)"],
-  summary: "Run a read-only git command and add its output to the conversation",
+export const gitCommand: CommandHandler = {
   subcommands: [...GIT_READ_ONLY],
   async run(agent, args, out, ctx) {
     if (!args[0]) throw new UsageError(`/git needs one of: ${GIT_READ_ONLY.join(", ")}`);

@@ -18,7 +18,7 @@ import {
   PROJECT_STATUSES,
 } from "../store/knowledge.ts";
 import type { Output } from "../types.ts";
-import { type CommandSpec, required, subcommand } from "./registry.ts";
+import { type CommandHandler, required, subcommand } from "./registry.ts";
 import { escapeControls } from "../util/terminal_text.ts";
 
 /** Where the knowledge base lives, relative to the workspace. */
@@ -77,18 +77,8 @@ export function currentProject(agent: Agent, kb: KnowledgeBase): Project | undef
 }
 
 /** `/kb …` */
-export const kbCommand: CommandSpec = {
-  name: "kb",
+export const kbCommand: CommandHandler = {
   freeText: true,
-  usage: [
-    "/kb status",
-    "/kb project list|add NAME [DESCRIPTION]|use ID|status ID STATUS",
-    `/kb observe [${OBSERVATION_KINDS.join("|")}] TEXT`,
-    "/kb concept list|add NAME [DESCRIPTION]|link CONCEPT",
-    "/kb search TEXT",
-    "/kb inject ID...",
-  ],
-  summary: "Knowledge base: projects, observations and concepts in agents/knowledge.db",
   subcommands: SUBCOMMANDS,
   complete(_agent, args) {
     if (args.length === 0) return SUBCOMMANDS;

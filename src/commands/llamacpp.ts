@@ -35,7 +35,7 @@ import {
   switchTo,
 } from "./model_registry.ts";
 import { registryCommand } from "./registry_command.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 
 /** The context size llama-server and llama-cli are given when `llamacpp.ctx_size` is unset. */
 export const DEFAULT_GGUF_CTX = 8192;
@@ -357,9 +357,8 @@ function status(agent: Agent, registry: ModelRegistry, out: Output): void {
 }
 
 /** `/llamacpp list|add|use|start|stop|status|remove|rename` */
-export const llamacppCommand: CommandSpec = registryCommand({
+export const llamacppCommand: CommandHandler = registryCommand({
   kind: GGUF_KIND,
-  summary: "Register GGUF models served by llama.cpp's llama-server, and switch among them",
   use: async (agent, entry, opts) => void await useGguf(agent, entry, opts),
   start,
   stop: (agent, _registry, out) => stop(agent, out),

@@ -29,7 +29,7 @@ import {
   switchTo,
 } from "./model_registry.ts";
 import { registryCommand } from "./registry_command.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 
 const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 
@@ -345,9 +345,8 @@ async function start(
 }
 
 /** `/llamafile list|add|use|start|stop|status|remove|rename` */
-export const llamafileCommand: CommandSpec = registryCommand({
+export const llamafileCommand: CommandHandler = registryCommand({
   kind: LLAMAFILE_KIND,
-  summary: "Register llamafiles, switch among them, start and stop their servers",
   use: (agent, entry, { firstAdd, out, ...opts }) =>
     useLlamafile(agent, entry, out, {
       ...opts,

@@ -9,7 +9,7 @@ import { OpenAICompatClient } from "../llm/openai_compat.ts";
 import { discoverModels, findCandidate, type ModelCandidate } from "../llm/catalog.ts";
 import type { Output } from "../types.ts";
 import { keptModel, switchTo } from "./model_registry.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 
 /** How long `/model` waits for a source before listing without it. */
 export const PROBE_TIMEOUT_MS = 1500;
@@ -40,10 +40,7 @@ export async function useCandidate(
 }
 
 /** `/model [NAME]`, `/model use NAME`, `/model list` */
-export const modelCommand: CommandSpec = {
-  name: "model",
-  usage: ["/model", "/model list", "/model use NAME", "/model NAME"],
-  summary: "List the models of every backend, or switch to one",
+export const modelCommand: CommandHandler = {
   subcommands: ["list", "use"],
   async complete(agent, args) {
     if (args.length > 1 || (args.length === 1 && args[0] !== "use")) return [];

@@ -8,7 +8,7 @@ import { HarveyError } from "../errors.ts";
 import { listOllamaModels, OllamaClient } from "../llm/ollama.ts";
 import type { Output } from "../types.ts";
 import { which } from "../util/which.ts";
-import { type CommandSpec, required, subcommand } from "./registry.ts";
+import { type CommandHandler, required, subcommand } from "./registry.ts";
 
 const started = new WeakMap<Agent, Deno.ChildProcess>();
 
@@ -83,10 +83,7 @@ async function stopOllama(agent: Agent): Promise<boolean> {
 }
 
 /** `/ollama start|stop|status|list|use MODEL` */
-export const ollamaCommand: CommandSpec = {
-  name: "ollama",
-  usage: ["/ollama start", "/ollama stop", "/ollama status", "/ollama list", "/ollama use MODEL"],
-  summary: "Start, stop or inspect Ollama, and use one of its models",
+export const ollamaCommand: CommandHandler = {
   subcommands: ["start", "stop", "status", "list", "use"],
   async complete(agent, args) {
     if (args.length === 0) return ["start", "stop", "status", "list", "use"];

@@ -1,6 +1,6 @@
 /**
  * Tab completion of paths, for the words a command declares as paths in its table entry
- * (`CommandSpec.paths`): workspace paths through the sandbox (never outside it, never a path
+ * (`CommandHandler.paths`): workspace paths through the sandbox (never outside it, never a path
  * the permissions close), or model files in the models folder and absolute paths.
  *
  * @module

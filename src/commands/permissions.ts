@@ -12,7 +12,7 @@ import {
   READ_ONLY_DEFAULTS,
   SECRET_PATTERNS,
 } from "../security/permissions.ts";
-import { type CommandSpec, required, subcommand } from "./registry.ts";
+import { type CommandHandler, required, subcommand } from "./registry.ts";
 
 const SUBS = ["list", "set", "reset"];
 
@@ -35,15 +35,7 @@ export function permissionLines(agent: Agent): string[] {
 }
 
 /** `/permissions list|set PATH PERMS|reset [PATH]` */
-export const permissionsCommand: CommandSpec = {
-  name: "permissions",
-  aliases: ["perms"],
-  usage: [
-    "/permissions list",
-    "/permissions set PATH PERMS   PERMS: read,write,exec,delete (comma-separated), all, or none",
-    "/permissions reset [PATH]     remove PATH's entry, or every entry (asks first)",
-  ],
-  summary: "Show or change which paths allow read, write, exec and delete",
+export const permissionsCommand: CommandHandler = {
   subcommands: SUBS,
   complete: (agent, before) =>
     before[0] === "reset" && before.length === 1

@@ -14,7 +14,7 @@ import type { ConfigStore } from "../config/store.ts";
 import { expandPath } from "../config/settings.ts";
 import { SandboxError } from "../workspace.ts";
 import { accessPath, refuseKeptPath } from "./files.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 
 /** The parsed arguments of a pull. */
 export interface PullArgs {
@@ -170,10 +170,7 @@ export async function runPull(
 }
 
 /** `/pull REPO FILE [--revision REV] [--dir DIR] [--sha256 HEX] [--name NAME]` */
-export const pullCommand: CommandSpec = {
-  name: "pull",
-  usage: ["/pull REPO FILE [--revision REV] [--dir DIR] [--sha256 HEX] [--name NAME]"],
-  summary: "Download a GGUF or llamafile from Hugging Face (resumable, verified)",
+export const pullCommand: CommandHandler = {
   async run(agent, args, out, ctx) {
     const parsed = parsePullArgs(args);
     const result = await runPull(agent, parsed, out, {

@@ -23,7 +23,7 @@ import type { Output } from "../types.ts";
 import { accessPath, formatBytes } from "./files.ts";
 import { findLlamaServer } from "./llamacpp.ts";
 import { GGUF_KIND, ModelRegistry } from "./model_registry.ts";
-import { type CommandSpec, required, subcommand } from "./registry.ts";
+import { type CommandHandler, required, subcommand } from "./registry.ts";
 import { escapeControls } from "../util/terminal_text.ts";
 
 const SUBCOMMANDS = ["list", "new", "use", "drop", "ingest", "query", "on", "off", "status"];
@@ -249,21 +249,9 @@ export function ragAugmentHook(
 export const RETRIEVAL_TIMEOUT_MS = 30_000;
 
 /** `/rag …` */
-export const ragCommand: CommandSpec = {
-  name: "rag",
+export const ragCommand: CommandHandler = {
   freeText: true,
   paths: [{ after: "ingest", rest: true }],
-  usage: [
-    "/rag list",
-    "/rag new NAME EMBEDDING_MODEL",
-    "/rag use NAME",
-    "/rag drop NAME",
-    "/rag ingest PATH...",
-    "/rag query TEXT",
-    "/rag on|off",
-    "/rag status",
-  ],
-  summary: "Retrieval-augmented generation: named stores of embedded workspace files",
   subcommands: SUBCOMMANDS,
   complete(agent, args) {
     if (args.length === 0) return SUBCOMMANDS;

@@ -6,7 +6,7 @@
 import type { Agent } from "../agent.ts";
 import { HarveyError } from "../errors.ts";
 import { accessPath, addContext, BINARY_PROBE_BYTES, formatBytes, isBinary } from "./files.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 
 /** The most of one file `/read` puts into the conversation. */
 export const READ_CAP_BYTES = 100 * 1024;
@@ -82,11 +82,8 @@ export async function readText(
 }
 
 /** `/read FILE [FILE…]` */
-export const readCommand: CommandSpec = {
-  name: "read",
-  usage: ["/read FILE [FILE…]"],
+export const readCommand: CommandHandler = {
   paths: [{ rest: true }],
-  summary: "Read workspace files into the conversation as context",
   async run(agent, args, out) {
     if (!args.length) throw new HarveyError("Usage: /read FILE [FILE…]");
     // Every file is read before any is added: a refused file adds nothing.

@@ -7,16 +7,13 @@ import { HarveyError } from "../errors.ts";
 import { defaultSessionFile, Recorder } from "../repl/recorder.ts";
 import { secretRedactor } from "../security/redact.ts";
 import { accessPath, refuseKeptPath } from "./files.ts";
-import { type CommandSpec, subcommand } from "./registry.ts";
+import { type CommandHandler, subcommand } from "./registry.ts";
 
 const turns = (n: number) => `${n} ${n === 1 ? "turn" : "turns"}`;
 
 /** `/record start [FILE]|stop|status` */
-export const recordCommand: CommandSpec = {
-  name: "record",
-  usage: ["/record start [FILE]", "/record stop", "/record status"],
+export const recordCommand: CommandHandler = {
   paths: [{ after: "start" }],
-  summary: "Record the session's turns to a Markdown file",
   subcommands: ["start", "stop", "status"],
   async run(agent, args, out) {
     const sub = subcommand("/record", args, ["start", "stop", "status"], "status");

@@ -8,8 +8,9 @@ import type { Agent } from "../agent.ts";
 import { HarveyError, UsageError } from "../errors.ts";
 import type { Output } from "../types.ts";
 import { nearWords } from "../util/edit_distance.ts";
-import { completePath, type PathArg, pathArgAt } from "./path_completion.ts";
+import type { PathArg } from "./path_completion.ts";
 import { splitArgs } from "../util/split_args.ts";
+import { lazyImport } from "../util/lazy_import.ts";
 
 /** What a handler gets besides the agent, its arguments and the output. */
 export interface CommandContext {
@@ -21,13 +22,17 @@ export interface CommandContext {
   terminal?: boolean;
 }
 
-/** One slash command. */
-export interface CommandSpec {
+/** What `/help` and name completion know of a command, without loading its code. */
+export interface CommandInfo {
   name: string;
   aliases?: string[];
   /** e.g. `/llamafile add [PATH] [NAME]` — one line per form. */
   usage: string[];
   summary: string;
+}
+
+/** What a command's module provides: its handler and how its arguments complete. */
+export interface CommandHandler {
   /**
    * The command takes free text (notes, questions): an unpaired quote, as in "don't", is
    * then part of the text instead of an error.
@@ -45,30 +50,66 @@ export interface CommandSpec {
   run: (agent: Agent, args: string[], out: Output, ctx: CommandContext) => Promise<void>;
 }
 
+/**
+ * One row of the command table: the command's info, and where its handler is. The handler's
+ * module is loaded the first time the command runs or completes an argument, so start-up
+ * loads none of them.
+ */
+export interface CommandEntry extends CommandInfo {
+  load(): Promise<CommandHandler>;
+}
+
+/** A command with its handler at hand (registered as it is, loaded with the registry). */
+export type CommandSpec = CommandInfo & CommandHandler;
+
 /** The registered commands. */
 export class CommandRegistry {
-  #byName = new Map<string, CommandSpec>();
-  #specs: CommandSpec[] = [];
+  #byName = new Map<string, CommandEntry>();
+  #entries: CommandEntry[] = [];
+  #handlers = new Map<CommandEntry, Promise<CommandHandler>>();
 
   /** Adds commands; a name or alias registered twice is a programming error. */
-  register(...specs: CommandSpec[]): void {
-    for (const spec of specs) {
-      for (const n of [spec.name, ...(spec.aliases ?? [])]) {
+  register(...commands: (CommandEntry | CommandSpec)[]): void {
+    for (const command of commands) {
+      const entry = "load" in command
+        ? command
+        : { ...command, load: () => Promise.resolve(command) };
+      for (const n of [entry.name, ...(entry.aliases ?? [])]) {
         if (this.#byName.has(n)) throw new Error(`Command /${n} is registered twice`);
-        this.#byName.set(n, spec);
+        this.#byName.set(n, entry);
       }
-      this.#specs.push(spec);
+      this.#entries.push(entry);
     }
   }
 
   /** The command called `name` (or aliased so), without the slash. */
-  get(name: string): CommandSpec | undefined {
+  get(name: string): CommandInfo | undefined {
     return this.#byName.get(name.replace(/^\//, ""));
   }
 
   /** Every command, in registration order. */
-  list(): readonly CommandSpec[] {
-    return this.#specs;
+  list(): readonly CommandInfo[] {
+    return this.#entries;
+  }
+
+  /** The handler of `name` (its module loaded once), or undefined for an unknown command. */
+  async handler(name: string): Promise<CommandHandler | undefined> {
+    const entry = this.#byName.get(name.replace(/^\//, ""));
+    if (!entry) return undefined;
+    let loading = this.#handlers.get(entry);
+    if (!loading) {
+      loading = entry.load();
+      this.#handlers.set(entry, loading);
+    }
+    try {
+      return await loading;
+    } catch (err) {
+      this.#handlers.delete(entry); // a later use tries again
+      const why = err instanceof Error ? err.message.split("\n", 1)[0] : String(err);
+      throw new HarveyError(
+        `The code of /${entry.name} could not be loaded (${why}): check Harvey's files, or reinstall it`,
+      );
+    }
   }
 
   /** Runs a `/command args…` line. Unknown commands are a usage error. */
@@ -81,13 +122,13 @@ export class CommandRegistry {
     const trimmed = line.trim();
     const m = /^\/(\S+)\s*(.*)$/s.exec(trimmed);
     if (!m) throw new UsageError(`Not a command: ${trimmed}`);
-    const spec = this.get(m[1]);
-    if (!spec) {
-      const near = nearWords(m[1], this.#specs.map((s) => s.name));
+    const handler = await this.handler(m[1]);
+    if (!handler) {
+      const near = nearWords(m[1], this.#entries.map((s) => s.name));
       const hint = near.length ? ` — did you mean ${near.map((n) => `/${n}`).join(", ")}?` : "";
       throw new UsageError(`Unknown command /${m[1]}${hint} (type /help for the list)`);
     }
-    await spec.run(agent, spec.freeText ? splitText(m[2]) : splitArgs(m[2]), out, {
+    await handler.run(agent, handler.freeText ? splitText(m[2]) : splitArgs(m[2]), out, {
       ...ctx,
       rest: m[2],
     });
@@ -95,7 +136,8 @@ export class CommandRegistry {
 
   /**
    * Tab completion for a whole input line: returns the candidates for the last word and the
-   * word itself, in the shape `node:readline` expects.
+   * word itself, in the shape `node:readline` expects. Command names come from the table; an
+   * argument loads that command's handler.
    */
   async complete(agent: Agent, line: string): Promise<[string[], string]> {
     if (line.startsWith("@")) {
@@ -109,10 +151,13 @@ export class CommandRegistry {
       const names = [...this.#byName.keys()].map((n) => `/${n}`).filter((n) => n.startsWith(line));
       return [withSpace(names.sort()), line];
     }
-    const spec = this.get(words[0]);
+    const spec = await this.handler(words[0]).catch(() => undefined);
     if (!spec) return [[], line];
     const current = words[words.length - 1];
     const before = words.slice(1, -1);
+    const { completePath, pathArgAt } = await lazyImport<typeof import("./path_completion.ts")>(
+      new URL("./path_completion.ts", import.meta.url),
+    );
     const pathArg = pathArgAt(spec.paths, before);
     if (pathArg) {
       const paths = await completePath(agent, current, pathArg);

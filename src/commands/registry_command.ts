@@ -8,14 +8,13 @@ import type { Agent } from "../agent.ts";
 import type { ModelEntry } from "../config/schema.ts";
 import type { Output } from "../types.ts";
 import { type ConnectOptions, ModelRegistry, type RegistryKind } from "./model_registry.ts";
-import { type CommandSpec, required, subcommand } from "./registry.ts";
+import { type CommandHandler, required, subcommand } from "./registry.ts";
 
 const SUBCOMMANDS = ["list", "add", "use", "start", "stop", "status", "remove", "rename"];
 
 /** What a runtime brings to its registry command. */
 export interface RegistryCommandOptions {
   kind: RegistryKind;
-  summary: string;
   /** Makes `entry` the backend; `firstAdd` when it is the model just registered first. */
   use(
     agent: Agent,
@@ -32,23 +31,11 @@ export interface RegistryCommandOptions {
   status(agent: Agent, registry: ModelRegistry, out: Output): Promise<void> | void;
 }
 
-/** Builds `/KIND list|add|use|start|stop|status|remove|rename` for one registry. */
-export function registryCommand(opts: RegistryCommandOptions): CommandSpec {
+/** The handler of `/KIND list|add|use|start|stop|status|remove|rename` for one registry. */
+export function registryCommand(opts: RegistryCommandOptions): CommandHandler {
   const { kind } = opts;
   const cmd = kind.command;
   return {
-    name: cmd.slice(1),
-    usage: [
-      `${cmd} list`,
-      `${cmd} add [PATH] [NAME]`,
-      `${cmd} use NAME`,
-      `${cmd} start [NAME]`,
-      `${cmd} stop`,
-      `${cmd} status`,
-      `${cmd} remove NAME`,
-      `${cmd} rename OLD NEW`,
-    ],
-    summary: opts.summary,
     subcommands: SUBCOMMANDS,
     // Model files of the models folder, or a path anywhere (models live outside the workspace).
     paths: [{ after: "add", kind: "models", ext: kind.ext }],

@@ -26,7 +26,7 @@ import {
   PROVIDERS,
 } from "../routes/providers.ts";
 import type { Output } from "../types.ts";
-import { type CommandSpec, required, subcommand } from "./registry.ts";
+import { type CommandHandler, required, subcommand } from "./registry.ts";
 
 /** How long `/route probe` and `/route models` wait for an answer. */
 export const ROUTE_PROBE_TIMEOUT_MS = 15_000;
@@ -221,20 +221,7 @@ async function setRoute(
 }
 
 /** `/route list|add|remove|probe|models|model|enable|disable` */
-export const routeCommand: CommandSpec = {
-  name: "route",
-  usage: [
-    "/route list",
-    ADD_USAGE,
-    "/route remove NAME",
-    "/route probe NAME",
-    "/route models NAME",
-    "/route model NAME MODEL",
-    "/route enable NAME",
-    "/route disable NAME",
-    "@NAME PROMPT   (one turn to that route, with the conversation so far)",
-  ],
-  summary: "Named remote endpoints and cloud providers, used with @NAME PROMPT",
+export const routeCommand: CommandHandler = {
   subcommands: SUBCOMMANDS,
   complete(agent, args) {
     const routes = agent.config.config.routes;

@@ -9,16 +9,13 @@ import { HarveyError, UsageError } from "../errors.ts";
 import { formatMs, quoteArg, runProgram } from "../ops/run.ts";
 import { escapeControls } from "../util/terminal_text.ts";
 import { addContext } from "./files.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 
 /** Bytes of a command's output that go into the conversation. */
 export const RUN_CONTEXT_BYTES = 8192;
 
 /** `/run COMMAND [ARGS…]` */
-export const runCommandSpec: CommandSpec = {
-  name: "run",
-  usage: ["/run COMMAND [ARGS…]", "!COMMAND [ARGS…]"],
-  summary: "Run a program in the workspace (no shell) and add its output to the conversation",
+export const runCommandSpec: CommandHandler = {
   complete: (agent, before) =>
     before.length === 0 && agent.config.config.safe_mode
       ? agent.config.config.allowed_commands

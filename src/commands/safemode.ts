@@ -8,7 +8,7 @@ import { DEFAULT_ALLOWED_COMMANDS } from "../config/schema.ts";
 import { HarveyError, UsageError } from "../errors.ts";
 import { commandName } from "../security/safe_mode.ts";
 import type { Output } from "../types.ts";
-import { type CommandSpec, subcommand } from "./registry.ts";
+import { type CommandHandler, subcommand } from "./registry.ts";
 
 const SUBS = ["status", "on", "off", "allow", "deny", "reset"];
 
@@ -26,17 +26,7 @@ export function safeModeLines(agent: Agent): string[] {
 }
 
 /** `/safemode on|off|status|allow CMD…|deny CMD…|reset` */
-export const safemodeCommand: CommandSpec = {
-  name: "safemode",
-  usage: [
-    "/safemode status",
-    "/safemode on",
-    "/safemode off            (asks first: any command may then run)",
-    "/safemode allow CMD…     add program names to the allowlist",
-    "/safemode deny CMD…      remove them",
-    "/safemode reset          safe mode on, default allowlist",
-  ],
-  summary: "Show or change safe mode, the allowlist of /run and !",
+export const safemodeCommand: CommandHandler = {
   subcommands: SUBS,
   complete: (agent, before) =>
     before[0] === "deny" ? agent.config.config.allowed_commands : before.length ? [] : SUBS,

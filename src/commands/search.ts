@@ -9,14 +9,11 @@ import { DEFAULT_MAX_MATCHES } from "../search/mod.ts";
 import { searchWorkspace } from "../ops/search.ts";
 import { escapeControls } from "../util/terminal_text.ts";
 import { addContext } from "./files.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 
 /** `/search PATTERN [PATH]` */
-export const searchCommand: CommandSpec = {
-  name: "search",
-  usage: ["/search PATTERN [PATH]"],
+export const searchCommand: CommandHandler = {
   paths: [{ at: 1 }],
-  summary: "Search workspace files for a regular expression and add the matches as context",
   async run(agent, args, out, ctx) {
     if (!args.length || args.length > 2 || !args[0]) {
       throw new HarveyError('Usage: /search PATTERN [PATH] (quote a pattern with spaces: "a b")');

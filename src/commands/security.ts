@@ -8,14 +8,11 @@ import { formatMs } from "../ops/run.ts";
 import { probeSandbox, sandboxLines } from "../security/sandbox.ts";
 import { auditLines } from "./audit.ts";
 import { permissionLines } from "./permissions.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 import { safeModeLines } from "./safemode.ts";
 
 /** `/security` */
-export const securityCommand: CommandSpec = {
-  name: "security",
-  usage: ["/security"],
-  summary: "Show safe mode, the sandbox, allowed commands, path permissions and the audit log",
+export const securityCommand: CommandHandler = {
   async run(agent, _args, out) {
     const timeout = agent.config.config.run_timeout;
     const status = await (agent.sandbox?.status() ?? probeSandbox({ env: agent.env }));

@@ -21,7 +21,7 @@ import type { SessionSummary } from "../session/state.ts";
 import { forgetWarm } from "../session/warm.ts";
 import type { Output } from "../types.ts";
 import { accessPath, refuseKeptPath } from "./files.ts";
-import { type CommandContext, type CommandSpec, subcommand } from "./registry.ts";
+import { type CommandContext, type CommandHandler, subcommand } from "./registry.ts";
 
 const SUBCOMMANDS = ["list", "show", "resume", "fork", "rename", "delete", "export", "replay"];
 
@@ -173,19 +173,7 @@ async function complete(agent: Agent, args: string[]): Promise<string[]> {
 }
 
 /** `/session list|show|resume|fork|rename|delete|export|replay` */
-export const sessionCommand: CommandSpec = {
-  name: "session",
-  usage: [
-    "/session list",
-    "/session show [ID]",
-    "/session resume [ID]",
-    "/session fork [ID]",
-    "/session rename [ID] NAME",
-    "/session delete ID",
-    "/session export FILE.md [ID]",
-    "/session replay ID [--model NAME]",
-  ],
-  summary: "The saved sessions: list, show, resume, fork, rename, delete, export, replay",
+export const sessionCommand: CommandHandler = {
   subcommands: SUBCOMMANDS,
   complete,
   paths: [{ after: "export" }],

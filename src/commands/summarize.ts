@@ -10,7 +10,7 @@ import { describeError, HarveyError } from "../errors.ts";
 import { replyReserve, TokenBudget } from "../llm/budget.ts";
 import { keptHead, summarize, SUMMARY_LABEL } from "../llm/compact.ts";
 import { isAbort } from "../llm/errors.ts";
-import { type CommandSpec, needClient } from "./registry.ts";
+import { type CommandHandler, needClient } from "./registry.ts";
 
 export { SUMMARIZE_PROMPT, SUMMARY_LABEL } from "../llm/compact.ts";
 
@@ -63,9 +63,6 @@ async function run(agent: Agent, signal: AbortSignal | undefined, out: { write(t
 }
 
 /** `/summarize` */
-export const summarizeCommand: CommandSpec = {
-  name: "summarize",
-  usage: ["/summarize"],
-  summary: "Replace the conversation with a summary written by the model (frees context)",
+export const summarizeCommand: CommandHandler = {
   run: (agent, _args, out, ctx) => run(agent, ctx.signal, out),
 };

@@ -12,7 +12,7 @@ import { offeredTools, type ToolOffer, toolSupportOf, workspaceTools } from "../
 import { TOOL_MODES, type ToolModeSetting } from "../tools/mode.ts";
 import type { Tool } from "../tools/tool.ts";
 import type { LLMClient } from "../types.ts";
-import { type CommandSpec, subcommand } from "./registry.ts";
+import { type CommandHandler, subcommand } from "./registry.ts";
 
 const SUBS = ["list", "on", "off", "approve", "mode"];
 
@@ -44,15 +44,7 @@ function describeMode(mode: string, grammar: boolean): string {
 }
 
 /** `/tools [list]`, `/tools on|off`, `/tools approve ask|edits|all`, `/tools mode MODE` */
-export const toolsCommand: CommandSpec = {
-  name: "tools",
-  usage: [
-    "/tools [list]",
-    "/tools on|off",
-    "/tools approve ask|edits|all",
-    "/tools mode native|text|off|auto",
-  ],
-  summary: "List the model's tools and how it gets them; turn them on or off, set what runs",
+export const toolsCommand: CommandHandler = {
   subcommands: SUBS,
   complete: (_agent, before) =>
     before.length === 0

@@ -7,7 +7,7 @@ import { HarveyError } from "../errors.ts";
 import { INTERRUPTED_MARK } from "../repl/turn.ts";
 import { findFencedBlocks, lastReply } from "./apply.ts";
 import { accessPath, formatBytes } from "./files.ts";
-import type { CommandSpec } from "./registry.ts";
+import type { CommandHandler } from "./registry.ts";
 
 /**
  * What `/write` saves from a reply: the body of its first fenced code block when it has one,
@@ -23,11 +23,8 @@ export function writableText(reply: string): { text: string; fromBlock: boolean 
 }
 
 /** `/write PATH` */
-export const writeCommand: CommandSpec = {
-  name: "write",
-  usage: ["/write PATH"],
+export const writeCommand: CommandHandler = {
   paths: [{}],
-  summary: "Write the last reply, or its first code block, to a file (asks before overwriting)",
   async run(agent, args, out) {
     if (args.length !== 1) throw new HarveyError("Usage: /write PATH (one file)");
     const { text, fromBlock } = writableText(lastReply(agent, "/write"));

@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { describeError, HarveyError } from "../errors.ts";
 import type { Output } from "../types.ts";
 import type { Workspace } from "../workspace.ts";
-import { gitOutput } from "../ops/git.ts";
 import type { Sandbox } from "../security/sandbox.ts";
+import { lazyImport } from "../util/lazy_import.ts";
 
 /** What the dynamic sections may use: the environment git gets (filtered), and the sandbox. */
 export interface DynamicOptions {
@@ -107,6 +107,9 @@ export async function fileTree(root: string, cap: number): Promise<string[]> {
 async function gitStatus(root: string, opts: DynamicOptions): Promise<string> {
   const env = opts.env ?? { PATH: Deno.env.get("PATH") ?? "" };
   try {
+    const { gitOutput } = await lazyImport<typeof import("../ops/git.ts")>(
+      new URL("../ops/git.ts", import.meta.url),
+    ); // only a prompt that asks for it
     const out = await gitOutput(["status", "--short"], { root, env, sandbox: opts.sandbox });
     if (out.failure !== undefined) return "(not a git repository)";
     const text = out.text.trimEnd();

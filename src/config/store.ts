@@ -8,13 +8,14 @@
  * @module
  */
 import { relative } from "node:path";
-import { type Document, LineCounter, loadYaml, type YamlNode, type YamlPair } from "../deps.ts";
+import { type Document, loadYaml, type YamlNode, type YamlPair } from "../deps.ts";
 import { HarveyError } from "../errors.ts";
 import { atomicWrite, removeStaleTemps } from "../util/atomic_write.ts";
 import { decodeLossless, encodeLossless } from "../util/lossless_text.ts";
 import { defaultConfig, type HarveyConfig, parseConfig } from "./schema.ts";
 import { type Finding, reviewConfig, type TrustStore, withoutFindings } from "./trust.ts";
-import { editYaml, type YamlChange } from "./yaml_edit.ts";
+import type { YamlChange } from "./yaml_edit.ts";
+import { lazyImport } from "../util/lazy_import.ts";
 
 /** What loading the file found: the config, and what to tell the user about the file. */
 export interface LoadReport {
@@ -175,6 +176,9 @@ export class ConfigStore {
     const known = new Set(parseConfig(before.value).errors);
     const heldItems = (list: string) =>
       new Set(this.#held.filter((f) => f.item && f.path.join(".") === list).map((f) => f.item!));
+    const { editYaml } = await lazyImport<typeof import("./yaml_edit.ts")>(
+      new URL("./yaml_edit.ts", import.meta.url),
+    ); // with the yaml package, when saving
     const text = await editYaml(file.text, changes, { eol: file.eol, keep: heldItems });
     const after = await parseText(text, this.displayPath);
     if ("error" in after) throw new HarveyError(`Not saved: ${after.error}`);
@@ -269,7 +273,7 @@ async function parseText(
   display: string,
 ): Promise<{ value: unknown; doc: Document } | { error: string }> {
   const yaml = await loadYaml();
-  const lineCounter = new LineCounter();
+  const lineCounter = new yaml.LineCounter();
   let doc: Document;
   let value: unknown;
   try {

@@ -26,7 +26,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { keyEnvOf, routeUrl } from "../routes/clients.ts";
 import { isProvider, PROVIDER_DEFAULTS } from "../routes/providers.ts";
@@ -261,9 +260,17 @@ export function withoutFindings(
   return out;
 }
 
-/** The hash a setting's trust is remembered by. */
-export function findingHash(finding: Finding): string {
-  return createHash("sha256").update(finding.signature).digest("hex");
+/**
+ * The hash a setting's trust is remembered by: SHA-256 of its signature, in hex (Web Crypto,
+ * so start-up does not load `node:crypto`).
+ */
+export async function findingHash(finding: Finding): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(finding.signature));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function hashAll(findings: Finding[]): Promise<string[]> {
+  return Promise.all(findings.map(findingHash));
 }
 
 /**
@@ -304,10 +311,11 @@ export class TrustStore {
     const yes = new Set(rec?.trusted ?? []);
     const no = new Set(rec?.refused ?? []);
     const answer: TrustAnswer = { trusted: [], refused: [], unknown: [] };
-    for (const f of findings) {
-      const h = findingHash(f);
+    const hashes = await hashAll(findings);
+    findings.forEach((f, i) => {
+      const h = hashes[i];
       (yes.has(h) ? answer.trusted : no.has(h) ? answer.refused : answer.unknown).push(f);
-    }
+    });
     return answer;
   }
 
@@ -320,11 +328,14 @@ export class TrustStore {
     answers: { trusted: Finding[]; refused: Finding[]; current: Finding[] },
   ): Promise<void> {
     const files = await this.#read();
-    const now = new Set(answers.current.map(findingHash));
+    const [current, yes, no] = await Promise.all(
+      [answers.current, answers.trusted, answers.refused].map(hashAll),
+    );
+    const now = new Set(current);
     const old = files[configPath] ?? { trusted: [], refused: [], at: "" };
-    const trusted = new Set([...old.trusted, ...answers.trusted.map(findingHash)]);
-    const refused = new Set([...old.refused, ...answers.refused.map(findingHash)]);
-    for (const h of answers.trusted.map(findingHash)) refused.delete(h);
+    const trusted = new Set([...old.trusted, ...yes]);
+    const refused = new Set([...old.refused, ...no]);
+    for (const h of yes) refused.delete(h);
     files[configPath] = {
       trusted: [...trusted].filter((h) => now.has(h)).sort(),
       refused: [...refused].filter((h) => now.has(h) && !trusted.has(h)).sort(),

@@ -5,13 +5,14 @@
  * estimated; and how much of a window is kept for the reply.
  *
  * Counting message by message is cheap on the streaming path: each text is counted once per
- * client (the server's `/tokenize` when it has one, else an estimate) and remembered by a hash.
+ * client (the server's `/tokenize` when it has one, else an estimate) and remembered by a hash
+ * of the text (not the text: the cache must not keep a cleared history alive).
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { HarveyError } from "../errors.ts";
 import type { LLMClient, Message, ToolSpec } from "../types.ts";
+import { textHash } from "../util/text_hash.ts";
 import { estimateTextTokens, messageText, PER_MESSAGE_OVERHEAD } from "./tokens.ts";
 
 /** Thrown when a request would not fit the context window; it carries the numbers. */
@@ -56,13 +57,12 @@ export interface TokenBudgetOptions {
   cacheSize?: number;
 }
 
-const hashOf = (text: string) => createHash("sha1").update(text).digest("base64");
 const CONCURRENCY = 4;
 
 /** Measures requests for a backend. */
 export class TokenBudget {
   readonly #opts: Required<TokenBudgetOptions>;
-  readonly #counts = new WeakMap<LLMClient, Map<string, number>>();
+  readonly #counts = new WeakMap<LLMClient, Map<number, number>>();
 
   constructor(opts: TokenBudgetOptions = {}) {
     this.#opts = { countTimeoutMs: 5000, cacheSize: 4096, ...opts };
@@ -129,10 +129,10 @@ export class TokenBudget {
     if (!cache) this.#counts.set(client, cache = new Map());
     const texts = messages.map(messageText);
     const counts = new Array<number | undefined>(messages.length);
-    const missing: { i: number; key: string }[] = [];
+    const missing: { i: number; key: number }[] = [];
     texts.forEach((text, i) => {
       if (!text) return void (counts[i] = 0);
-      const key = hashOf(text);
+      const key = textHash(text);
       const n = cache.get(key);
       if (n === undefined) missing.push({ i, key });
       else {
@@ -150,9 +150,9 @@ export class TokenBudget {
   async #count(
     client: LLMClient,
     texts: string[],
-    missing: { i: number; key: string }[],
+    missing: { i: number; key: number }[],
     counts: (number | undefined)[],
-    cache: Map<string, number>,
+    cache: Map<number, number>,
   ): Promise<void> {
     let next = 0;
     let stop = false;

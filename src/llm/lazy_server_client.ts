@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { loadOpenAI } from "../deps.ts";
 import type { RunningServer } from "../runtime/server.ts";
 import type {
   ChatOptions,
@@ -125,6 +126,11 @@ export class LazyServerClient implements LLMClient {
   async prepare(signal?: AbortSignal): Promise<void> {
     await this.ensureStarted(signal);
     await this.#runPending();
+  }
+
+  /** Loads the SDK its requests go through; the server is not started for this. */
+  async warm(): Promise<void> {
+    await loadOpenAI();
   }
 
   /** Starts the server when needed, then streams the reply. */

@@ -17,6 +17,7 @@ import { readLines } from "./ndjson.ts";
 import { ThinkSplitter } from "./reasoning.ts";
 import { generationRate } from "./stats.ts";
 import { ollamaMessages, ollamaToolCalls, ollamaTools } from "./tool_wire.ts";
+import { refusedHere } from "../util/refused.ts";
 
 interface OllamaChunk {
   message?: { content?: string; thinking?: string; tool_calls?: unknown };
@@ -230,6 +231,7 @@ export async function listOllamaModels(
 ): Promise<string[]> {
   const what = `Ollama at ${baseUrl}`;
   try {
+    if (await refusedHere(baseUrl)) throw new Deno.errors.ConnectionRefused("Connection refused");
     const res = await fetch(`${baseUrl}/api/tags`, { signal: opts.signal });
     if (!res.ok) throw await httpError(res, what);
     const body = await res.json() as { models?: { name?: string; model?: string }[] };

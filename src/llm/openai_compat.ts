@@ -14,6 +14,7 @@ import type {
   ToolSupport,
 } from "../types.ts";
 import { ContextOverflowError, explainFetchError, httpError, withTimeout } from "./errors.ts";
+import { leanFetch, leanResponse } from "./lean_fetch.ts";
 import { ThinkSplitter } from "./reasoning.ts";
 import { generationRate } from "./stats.ts";
 import { openAIMessages, openAITools, ToolCallAccumulator } from "./tool_wire.ts";
@@ -59,6 +60,33 @@ interface ModelEntry {
 
 type OpenAIClient = InstanceType<Awaited<ReturnType<typeof loadOpenAI>>["default"]>;
 
+/**
+ * A short streamed reply as llama-server sends it, that {@linkcode OpenAICompatClient.warm}
+ * runs through the SDK without a server: the first prompt then runs code V8 compiled already.
+ */
+const WARM_REPLY = [
+  { choices: [{ index: 0, delta: { role: "assistant", content: "ok" }, finish_reason: null }] },
+  {
+    choices: [{ index: 0, delta: {}, finish_reason: "stop" }],
+    usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+  },
+].map((chunk) => `data: ${JSON.stringify(chunk)}\n\n`).join("") + "data: [DONE]\n\n";
+
+/** The SDK's `fetch` for the warm-up: {@linkcode WARM_REPLY}, as a byte stream from memory. */
+function warmFetch(): Promise<Response> {
+  const bytes = new TextEncoder().encode(WARM_REPLY);
+  const body = new ReadableStream({
+    type: "bytes",
+    start(controller) {
+      controller.enqueue(bytes);
+      controller.close();
+    },
+  });
+  return Promise.resolve(
+    leanResponse(new Response(body, { headers: { "content-type": "text/event-stream" } })),
+  );
+}
+
 /** Status codes that mean an endpoint is not there (or not for us): stop asking it. */
 const ABSENT = new Set([401, 403, 404, 405, 501]);
 
@@ -68,7 +96,8 @@ export class OpenAICompatClient implements LLMClient {
   readonly model: string;
   readonly #opts: OpenAICompatOptions;
   readonly #what: string;
-  #sdk?: OpenAIClient;
+  #sdk?: Promise<OpenAIClient>;
+  #warm?: Promise<void>;
   #tokenize: boolean | undefined;
   #template: boolean | undefined;
   #window?: Promise<number | undefined>;
@@ -104,10 +133,18 @@ export class OpenAICompatClient implements LLMClient {
     return this.#opts.apiKey ? { authorization: `Bearer ${this.#opts.apiKey}` } : {};
   }
 
-  async #client(): Promise<OpenAIClient> {
-    if (this.#sdk) return this.#sdk;
+  #client(): Promise<OpenAIClient> {
+    if (!this.#sdk) {
+      this.#sdk = this.#newClient();
+      // A failed load is tried again by the next request.
+      this.#sdk.catch(() => this.#sdk = undefined);
+    }
+    return this.#sdk;
+  }
+
+  async #newClient(fetch: typeof leanFetch = leanFetch): Promise<OpenAIClient> {
     const { default: OpenAI } = await loadOpenAI();
-    this.#sdk = new OpenAI({
+    return new OpenAI({
       baseURL: this.#apiRoot,
       apiKey: this.#opts.apiKey ?? "no-key",
       maxRetries: 0,
@@ -118,13 +155,31 @@ export class OpenAICompatClient implements LLMClient {
       project: null,
       // A local server gets no Authorization header at all.
       defaultHeaders: this.#opts.apiKey ? {} : { Authorization: null },
+      // The streamed reply without a 64 KiB buffer per token (see lean_fetch.ts).
+      fetch,
     });
-    return this.#sdk;
   }
 
-  /** Loads the SDK ahead of the first request, so the first reply does not wait for it. */
-  async warm(): Promise<void> {
-    await this.#client();
+  /**
+   * Loads the SDK ahead of the first request, and runs one reply through it from memory
+   * (nothing is sent), so the first prompt neither waits for the SDK nor runs its code for
+   * the first time. Once per client; a failure is left to the first request to report.
+   */
+  warm(): Promise<void> {
+    this.#warm ??= this.#client().then(async () => {
+      const sdk = await this.#newClient(warmFetch);
+      await this.#stream(sdk, [{ role: "user", content: "warm-up" }], { onToken() {} });
+    }).catch(() => {});
+    return this.#warm;
+  }
+
+  /**
+   * Starts loading the SDK without waiting for it: the window fit's requests (`/props`,
+   * `/apply-template`, `/tokenize`, sent with `fetch`) go out meanwhile.
+   */
+  prepare(): Promise<void> {
+    this.#client().catch(() => {});
+    return Promise.resolve();
   }
 
   /**
@@ -133,7 +188,10 @@ export class OpenAICompatClient implements LLMClient {
    * without a finish reason is an error: the reply is incomplete.
    */
   async chat(messages: Message[], opts: ChatOptions): Promise<ChatResult> {
-    const sdk = await this.#client();
+    return await this.#stream(await this.#client(), messages, opts);
+  }
+
+  async #stream(sdk: OpenAIClient, messages: Message[], opts: ChatOptions): Promise<ChatResult> {
     const started = performance.now();
     const t = withTimeout(opts.signal, this.#opts.timeoutMs ?? 0, this.#what);
     const split = new ThinkSplitter();
@@ -184,7 +242,10 @@ export class OpenAICompatClient implements LLMClient {
           reasoningDeltas++;
           opts.onReasoning?.(reasoning);
         }
-        if (text) emit(split.push(text));
+        if (text) {
+          if (split.plain(text)) opts.onToken(text);
+          else emit(split.push(text));
+        }
         if (choice?.finish_reason) finishReason = choice.finish_reason;
         if (chunk.usage) {
           promptTokens = chunk.usage.prompt_tokens ?? promptTokens;

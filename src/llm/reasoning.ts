@@ -31,6 +31,14 @@ export class ThinkSplitter {
   #afterThink = false;
   #pending = "";
 
+  /**
+   * True when `chunk` is all reply, to be shown as it is — no block open, nothing held back,
+   * no `<` — so a stream can skip {@linkcode push} (and its allocations) for it.
+   */
+  plain(chunk: string): boolean {
+    return !this.#inThink && !this.#afterThink && !this.#pending && !chunk.includes("<");
+  }
+
   /** The parts of `chunk` that can be shown now. */
   push(chunk: string): SplitText {
     const out: SplitText = { content: "", reasoning: "" };

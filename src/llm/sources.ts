@@ -7,6 +7,7 @@
 import type { ModelSource } from "./catalog.ts";
 import { listOllamaModels, OllamaClient } from "./ollama.ts";
 import { OpenAICompatClient } from "./openai_compat.ts";
+import { refusedHere } from "../util/refused.ts";
 
 /** Models of the Ollama server at `url`. */
 export function ollamaSource(
@@ -43,6 +44,7 @@ export interface OpenAIServerSourceOptions {
 /** Models of an OpenAI-compatible server already running at `url`; its key goes to it alone. */
 export function openaiServerSource(url: string, opts: OpenAIServerSourceOptions): ModelSource {
   const get = async (signal: AbortSignal, key?: string) => {
+    if (await refusedHere(url)) throw new Error("not running");
     try {
       return await fetch(`${url}/v1/models`, {
         signal,

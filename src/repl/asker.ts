@@ -11,9 +11,8 @@
  */
 import { CancelledError, HarveyError } from "../errors.ts";
 import type { Asker, Choice, Output } from "../types.ts";
-import { LineEditor } from "./line_editor.ts";
-import { Picker } from "./picker.ts";
 import type { Terminal } from "./terminal.ts";
+import { lazyImport } from "../util/lazy_import.ts";
 
 /** Reads one answer; undefined when the input has ended. */
 export type ReadAnswer = (prompt: string) => Promise<string | undefined>;
@@ -96,6 +95,10 @@ export class TerminalAsker implements Asker {
   ) {}
 
   async #line(prompt: string): Promise<string> {
+    // Loaded with the first question: a script's start-up (LineAsker) goes without them.
+    const { LineEditor } = await lazyImport<typeof import("./line_editor.ts")>(
+      new URL("./line_editor.ts", import.meta.url),
+    );
     const editor = new LineEditor({
       prompt,
       write: (t) => this.terminal.write(t),
@@ -137,6 +140,9 @@ export class TerminalAsker implements Asker {
     choices: Choice<T>[],
     opts: { other?: string } = {},
   ): Promise<{ value: T } | { other: string }> {
+    const { Picker } = await lazyImport<typeof import("./picker.ts")>(
+      new URL("./picker.ts", import.meta.url),
+    );
     const picker = new Picker({
       question,
       choices,

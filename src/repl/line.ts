@@ -5,9 +5,14 @@
  */
 import type { Agent } from "../agent.ts";
 import { HarveyError } from "../errors.ts";
-import { runPrompt, type TurnIO } from "./turn.ts";
+import type { TurnIO } from "./turn.ts";
+import { lazyImport } from "../util/lazy_import.ts";
 
-/** Runs one line of input, from the terminal or a headless script. */
+/**
+ * Runs one line of input, from the terminal or a headless script. A prompt loads the turn's
+ * modules (the agent loop, the tools) the first time: a session that only runs commands, and
+ * every start-up, goes without them.
+ */
 export async function handleLine(agent: Agent, line: string, io: TurnIO): Promise<void> {
   const text = line.trim();
   if (!text) return;
@@ -29,8 +34,14 @@ export async function handleLine(agent: Agent, line: string, io: TurnIO): Promis
     }
     if (!m[2].trim()) throw new HarveyError(`Usage: @${m[1]} PROMPT`);
     const client = await agent.routeClient(m[1]);
+    const { runPrompt } = await lazyImport<typeof import("./turn.ts")>(
+      new URL("./turn.ts", import.meta.url),
+    );
     await runPrompt(agent, m[2], io, { client, label: `[@${m[1]} · ${client.model}]` });
     return;
   }
+  const { runPrompt } = await lazyImport<typeof import("./turn.ts")>(
+    new URL("./turn.ts", import.meta.url),
+  );
   await runPrompt(agent, text, io);
 }

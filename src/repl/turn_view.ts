@@ -19,6 +19,13 @@ import type { TurnIO } from "./turn.ts";
 const REDRAW_MS = 100;
 
 /**
+ * Reply text that comes sooner than this after the last write waits for the next one: a fast
+ * stream is written a few hundred times a second instead of once per token (a syscall each),
+ * and the first token of a pause is written at once.
+ */
+const REPLY_WRITE_MS = 8;
+
+/**
  * What a turn shows as it runs. {@linkcode TurnView} is the one for people (a terminal or a
  * script's stdout and stderr); a program's front end (JSON lines) implements the same.
  */
@@ -66,6 +73,10 @@ export class TurnView implements TurnDisplay {
   #held = false;
   /** Reasoning pieces seen, for the stats. */
   reasoning = 0;
+  /** Reply text not written yet, and when reply text was last written. */
+  #reply = "";
+  #replyTimer?: ReturnType<typeof setTimeout>;
+  #repliedAt = -Infinity;
 
   constructor(
     readonly agent: Agent,
@@ -76,6 +87,7 @@ export class TurnView implements TurnDisplay {
   /** Where diffs and questions go: the transient line is erased first. */
   readonly out: Output = {
     write: (text) => {
+      this.#flush();
       this.#clear();
       this.io.out.write(text);
     },
@@ -84,6 +96,7 @@ export class TurnView implements TurnDisplay {
   /** Where notices go (a refusal before a retry, compaction): on a clean line. */
   readonly notices: Output = {
     write: (text) => {
+      this.#flush();
       this.#spinner?.stop();
       this.#clear();
       this.#endReasoning();
@@ -93,6 +106,7 @@ export class TurnView implements TurnDisplay {
 
   /** A request is about to be sent: the label (once), then the spinner. */
   beginRound(): void {
+    this.#flush();
     this.#clear();
     if (!this.#labelled && this.opts.label) this.io.out.write(`${this.opts.label}\n`);
     this.#labelled = true;
@@ -103,17 +117,23 @@ export class TurnView implements TurnDisplay {
     this.#spinner?.start();
   }
 
-  /** A piece of the reply. */
+  /** A piece of the reply: written now, or with what follows within {@linkcode REPLY_WRITE_MS}. */
   token(text: string): void {
     this.#spinner?.stop();
     this.#endReasoning();
     const shown = escapeControls(text);
-    this.io.out.write(shown);
-    if (shown) this.#atLineStart = shown.endsWith("\n");
+    if (!shown) return;
+    this.#atLineStart = shown.endsWith("\n");
+    this.#reply += shown;
+    if (this.#replyTimer !== undefined) return;
+    const wait = this.#repliedAt + REPLY_WRITE_MS - performance.now();
+    if (wait <= 0) this.#flush();
+    else this.#replyTimer = setTimeout(() => this.#flush(), wait);
   }
 
   /** A piece of reasoning: dimmed on the diagnostics stream (when shown at all). */
   thinking(text: string): void {
+    this.#flush();
     this.#spinner?.stop();
     this.reasoning++;
     if (!this.agent.config.config.context.show_reasoning) return;
@@ -124,6 +144,7 @@ export class TurnView implements TurnDisplay {
 
   /** The request ended (or failed): the spinner goes, the reply's last line is ended. */
   endRound(): void {
+    this.#flush();
     this.#spinner?.stop();
     this.#endReasoning();
     if (!this.#atLineStart) this.io.out.write("\n");
@@ -132,6 +153,7 @@ export class TurnView implements TurnDisplay {
 
   /** A tool call starts: on a terminal, a transient line with its time until it ends. */
   callStarted(call: ToolCall, subject: string): void {
+    this.#flush();
     this.#call = { call, subject, lines: 0, started: performance.now() };
     this.#draw();
     if (this.io.spinner) this.#ticker = setInterval(() => this.#draw(), 1000);
@@ -139,6 +161,7 @@ export class TurnView implements TurnDisplay {
 
   /** Runs `ask` (a question to the user) with the transient line out of its way. */
   async hold<R>(ask: () => Promise<R>): Promise<R> {
+    this.#flush();
     this.#clear();
     this.#held = true;
     try {
@@ -162,6 +185,7 @@ export class TurnView implements TurnDisplay {
     const subject = this.#call?.call === call ? this.#call.subject : "";
     this.#call = undefined;
     clearInterval(this.#ticker);
+    this.#flush();
     this.#clear();
     const ok = !outcome.error && !outcome.declined && !outcome.interrupted && !outcome.notRun;
     const mark = ok ? "●" : "○";
@@ -172,11 +196,13 @@ export class TurnView implements TurnDisplay {
 
   /** The stats line, dimmed on the diagnostics stream. */
   stats(_stats: ChatStats, line: string): void {
+    this.#flush();
     this.io.err.write(this.io.color ? `\x1b[2m${line}\x1b[0m\n` : `${line}\n`);
   }
 
   /** Ends whatever is still drawn. */
   close(): void {
+    this.#flush();
     clearInterval(this.#ticker);
     this.#spinner?.stop();
     this.#clear();
@@ -206,6 +232,17 @@ export class TurnView implements TurnDisplay {
     this.#drawnAt = performance.now();
     this.io.out.write(`\r\x1b[2K${this.io.color ? `\x1b[2m${cut}\x1b[0m` : cut}`);
     this.#lineOpen = true;
+  }
+
+  /** Writes the reply text that waits, before anything else is written. */
+  #flush(): void {
+    clearTimeout(this.#replyTimer);
+    this.#replyTimer = undefined;
+    if (!this.#reply) return;
+    const text = this.#reply;
+    this.#reply = "";
+    this.#repliedAt = performance.now();
+    this.io.out.write(text);
   }
 
   #clear(): void {
