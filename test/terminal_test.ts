@@ -589,6 +589,15 @@ Deno.test({
       const after = await tmux.waitFor(/harvey> \/llamafile add\n✗ Cancelled\nharvey> $/m);
       assert.doesNotMatch(after, /Llamafiles found|Select \[1-2\]|beta\.llamafile/);
 
+      // The first Tab after a command's name loads its handler: the line stays as typed (Deno
+      // clears its own progress line on a lazy import unless --quiet, erasing the prompt).
+      await tmux.keys("/session ", "Tab");
+      await new Promise((r) => setTimeout(r, 1000));
+      await tmux.waitFor(/harvey> \/session $/m);
+      await tmux.keys("Tab");
+      await tmux.waitFor(/list\s+show\s+resume.*\nharvey> \/session $/m);
+      await tmux.keys("C-c");
+
       // Ctrl-D on an empty line ends Harvey, and with it the pane and the tmux server.
       await tmux.keys("C-d");
       const deadline = Date.now() + 20_000;
