@@ -66,6 +66,8 @@ export async function run(): Promise<BenchResult[]> {
       cwd: dir,
       asker: new LineAsker(() => Promise.resolve(undefined), err),
       err,
+      // The bench wrote the file that turns safe mode off: it trusts it, as its author.
+      trust: "all",
     });
     try {
       const status = await agent.sandbox!.status();
