@@ -95,11 +95,11 @@ export class SessionLog implements ConversationObserver {
 
   /** A turn ended: its messages, then its `turn` line, are written and synced. */
   async turnEnded(turn: TurnRecord): Promise<void> {
-    this.changed();
     await this.flush();
     if (this.#closed) return;
     const redact = this.#opts.redact;
-    await this.#write([{
+    // The turn's last messages and its line go in one write and one sync.
+    this.#running = this.#sync([{
       type: "turn",
       time: this.#now(),
       input: redact(turn.input),
@@ -107,7 +107,12 @@ export class SessionLog implements ConversationObserver {
       backend: turn.backend,
       outcome: turn.outcome,
       ...(turn.stats ? { stats: turn.stats } : {}),
-    }]);
+    }]).finally(() => {
+      this.#running = undefined;
+      // A change made while this was written is written next.
+      if (this.#dirty) this.changed();
+    });
+    await this.flush();
   }
 
   /** Sets the session's name (a `name` line; the file is created when it has none yet). */
@@ -152,8 +157,9 @@ export class SessionLog implements ConversationObserver {
     }
   }
 
-  /** Appends the difference between the conversation and what the file holds. */
-  async #sync(): Promise<void> {
+  /** Appends the difference between the conversation and what the file holds, then `after`. */
+  async #sync(after: SessionEvent[] = []): Promise<void> {
+    this.#dirty = false;
     const agent = this.#agent;
     const conversation = conversationOf(agent);
     const keys = conversation.map(key);
@@ -173,8 +179,10 @@ export class SessionLog implements ConversationObserver {
     for (const m of conversation.slice(same)) {
       events.push({ type: "message", time, message: redactMessage(m, redact) });
     }
+    const changes = events.length;
+    events.push(...after);
     if (!events.length) return;
-    if (await this.#write(events)) {
+    if (await this.#write(events) && changes) {
       this.#recorded = keys;
       this.#pinned = agent.pinned;
     }
