@@ -137,9 +137,11 @@ export class Agent {
     this.observer?.changed();
   }
 
-  /** A turn ended (its messages are in the history): the observer records it. */
+  /**
+   * A turn ended (its messages are in the history): the observer records them with the turn,
+   * in one go.
+   */
   async endTurn(turn: TurnRecord): Promise<void> {
-    this.touched();
     await this.observer?.turnEnded(turn);
   }
 

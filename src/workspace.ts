@@ -43,8 +43,15 @@ const SLASH_LOOKALIKES = /[\u2044\u2215\u2216\u29F5\u29F8\u29F9]/;
 const bytesOf = (s: string) => new TextEncoder().encode(s).length;
 const isMissing = (e: unknown) =>
   e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory;
-/** A `.catch` handler that turns the errors `ok` accepts into null and rethrows the rest. */
-const nullIf = (ok: (e: unknown) => boolean) => (e: unknown) => ok(e) ? null : Promise.reject(e);
+/** `f()`, or null when what it looks up is missing. */
+function orNull<T>(f: () => T): T | null {
+  try {
+    return f();
+  } catch (err) {
+    if (isMissing(err)) return null;
+    throw err;
+  }
+}
 const fail = (message: string) => new SandboxError(message);
 
 /** Quotes a path for a one-line message. */
@@ -54,6 +61,10 @@ function quote(path: string): string {
 
 /**
  * A folder that Harvey may read and write; nothing outside it is read, written or removed.
+ *
+ * The checks use the synchronous file-system calls: each takes a few microseconds, where an
+ * asynchronous one costs a round trip through Deno's thread pool (50–80 µs on two cores), and
+ * one tool call makes a dozen of them. Opening and reading stay asynchronous.
  *
  * Residual races (Deno has no openat/renameat): a directory component swapped for a symlink
  * between the last check and the syscall can still redirect `mkdir` (an empty folder),
@@ -84,11 +95,11 @@ export class Workspace {
 
   /** Opens the workspace at `root` (must exist and be a folder), resolves its real path, creates `agents/`. */
   static async open(root: string, options: WorkspaceOptions = {}): Promise<Workspace> {
-    const real = await Deno.realPath(root).catch(nullIf(isMissing));
+    const real = orNull(() => Deno.realPathSync(root));
     if (real === null) {
       throw fail(`Workspace folder ${quote(root)} does not exist; create it first`);
     }
-    if (!(await Deno.stat(real)).isDirectory) {
+    if (!Deno.statSync(real).isDirectory) {
       throw fail(`Workspace ${quote(root)} is a file; give a folder`);
     }
     const ws = new Workspace(real, options);
@@ -113,7 +124,7 @@ export class Workspace {
   async readFile(path: string, opts: { maxBytes?: number } = {}): Promise<Uint8Array> {
     const abs = await this.#checked(path);
     // Opening a FIFO waits for a writer (no O_NONBLOCK in Deno): only files and folders.
-    const kind = await Deno.stat(abs);
+    const kind = Deno.statSync(abs);
     if (!kind.isFile && !kind.isDirectory) {
       throw new HarveyError(
         `Path ${quote(path)} is not a regular file (a FIFO, socket or device); it is not read`,
@@ -121,8 +132,8 @@ export class Workspace {
     }
     using file = await Deno.open(abs, { read: true });
     // Moment of use: the handle must be the file that the checked path names right now.
-    const held = await file.stat();
-    await this.#sameFile(held, abs, path);
+    const held = file.statSync();
+    this.#sameFile(held, abs, path);
     if (held.isDirectory) throw new HarveyError(`Path ${quote(path)} is a folder, not a file`);
     if (!held.isFile) throw new HarveyError(`Path ${quote(path)} is not a regular file`);
     // Reads the size seen at open (a file that grows meanwhile is read up to that size).
@@ -148,12 +159,17 @@ export class Workspace {
     }
     const abs = await this.#checked(path);
     if (abs === this.root) throw fail(`Path ${quote(path)} is the workspace itself`);
-    await this.#mkdirs(dirname(abs), path);
-    const existing = await Deno.lstat(abs).catch(() => null);
+    this.#mkdirs(dirname(abs), path);
+    let existing: Deno.FileInfo | null = null;
+    try {
+      existing = Deno.lstatSync(abs);
+    } catch {
+      existing = null;
+    }
     if (existing?.isDirectory) throw new HarveyError(`Path ${quote(path)} is a folder, not a file`);
     // Moment of use: the parent must still resolve to itself (no component swapped for a
     // symlink), and the temporary file must be where it was meant to be before it gets data.
-    if (await Deno.realPath(dirname(abs)) !== dirname(abs)) throw this.#changed(path);
+    if (Deno.realPathSync(dirname(abs)) !== dirname(abs)) throw this.#changed(path);
     await this.removeLeftovers();
     await atomicWrite(abs, data, {
       verify: (tmp, held) => this.#sameFile(held, tmp, path),
@@ -187,12 +203,12 @@ export class Workspace {
     }
     const abs = await this.#checked(path);
     if (abs === this.root) throw fail(`Path ${quote(path)} is the workspace itself`);
-    await this.#mkdirs(dirname(abs), path);
-    const exists = await Deno.lstat(abs).then(() => true, nullIf(isMissing));
+    this.#mkdirs(dirname(abs), path);
+    const exists = orNull(() => Deno.lstatSync(abs)) !== null;
     const file = await Deno.open(abs, { append: true, create: !exists, mode: 0o600 });
     try {
-      const held = await file.stat();
-      await this.#sameFile(held, abs, path);
+      const held = file.statSync();
+      this.#sameFile(held, abs, path);
       if (!held.isFile) throw new HarveyError(`Path ${quote(path)} is not a regular file`);
       return file;
     } catch (err) {
@@ -211,29 +227,29 @@ export class Workspace {
     const parent = this.#inside(await this.#realOf(dirname(lexical), path, 0), path);
     const entry = join(parent, basename(lexical));
     await this.#options.beforeUse?.(entry);
-    if (await Deno.realPath(parent) !== parent) throw this.#changed(path);
-    if ((await Deno.lstat(entry)).isSymlink) this.#inside(await this.#realOf(entry, path, 0), path);
+    if (Deno.realPathSync(parent) !== parent) throw this.#changed(path);
+    if (Deno.lstatSync(entry).isSymlink) this.#inside(await this.#realOf(entry, path, 0), path);
     await Deno.remove(entry, { recursive: opts.recursive ?? false });
   }
 
   /** Lists a folder, sorted by name. */
   async readDir(path: string): Promise<DirEntry[]> {
     const abs = await this.#checked(path);
-    const before = await this.#still(abs, path);
+    const before = this.#still(abs, path);
     if (!before.isDirectory) throw new HarveyError(`Path ${quote(path)} is a file, not a folder`);
     const entries: DirEntry[] = [];
     for await (const e of Deno.readDir(abs)) {
       const { name, isFile, isDirectory, isSymlink } = e;
       entries.push({ name, isFile, isDirectory, isSymlink });
     }
-    const after = await this.#still(abs, path);
+    const after = this.#still(abs, path);
     if (before.dev !== after.dev || before.ino !== after.ino) throw this.#changed(path);
     return entries.sort((a, b) => a.name < b.name ? -1 : 1); // names in a folder are unique
   }
 
   /** Information about a file or folder (a symlink inside the root is followed). */
   async stat(path: string): Promise<Deno.FileInfo> {
-    return await this.#still(await this.#checked(path), path);
+    return this.#still(await this.#checked(path), path);
   }
 
   /** Whether `path` exists; throws SandboxError for a path outside the root. */
@@ -249,7 +265,7 @@ export class Workspace {
 
   /** Creates a folder and its missing parents. */
   async mkdir(path: string): Promise<void> {
-    await this.#mkdirs(await this.#checked(path), path);
+    this.#mkdirs(await this.#checked(path), path);
   }
 
   /** The string checks, then the absolute path with `..` and `.` applied to the text. */
@@ -290,19 +306,24 @@ export class Workspace {
     const tail: string[] = [];
     for (let cur = abs;; cur = dirname(cur)) {
       try {
-        return join(await Deno.realPath(cur), ...tail);
+        return join(Deno.realPathSync(cur), ...tail);
       } catch (err) {
         if (err instanceof Deno.errors.FilesystemLoop) {
           throw fail(`Path ${quote(shown)} runs into a symlink loop`);
         }
         if (!isMissing(err)) throw err;
       }
-      const info = await Deno.lstat(cur).catch(nullIf(isMissing));
+      const info = orNull(() => Deno.lstatSync(cur));
       if (info?.isSymlink) { // dangling: resolve where its target would be created
         if (depth >= MAX_LINKS) throw fail(`Path ${quote(shown)} runs into a symlink loop`);
         const dir = await this.#realOf(dirname(cur), shown, depth + 1);
         // A link that stops being one meanwhile: the path is changing under Harvey.
-        const link = await Deno.readLink(cur).catch(() => Promise.reject(this.#changed(shown)));
+        let link: string;
+        try {
+          link = Deno.readLinkSync(cur);
+        } catch {
+          throw this.#changed(shown);
+        }
         const target = await this.#realOf(resolve(dir, link), shown, depth + 1);
         return join(target, ...tail);
       }
@@ -329,10 +350,10 @@ export class Workspace {
   }
 
   /** Moment-of-use check: the checked real path still resolves to itself; its fresh stat. */
-  async #still(abs: string, shown: string): Promise<Deno.FileInfo> {
-    const real = this.#inside(await Deno.realPath(abs), shown);
+  #still(abs: string, shown: string): Deno.FileInfo {
+    const real = this.#inside(Deno.realPathSync(abs), shown);
     if (real !== abs) throw this.#changed(shown);
-    return await Deno.stat(real);
+    return Deno.statSync(real);
   }
 
   /**
@@ -341,28 +362,32 @@ export class Workspace {
    * way that is swapped for a symlink and back; the check runs a few rounds and resolves the
    * path again after each, so a swapper has to win every one.
    */
-  async #sameFile(held: Deno.FileInfo, abs: string, shown: string): Promise<void> {
+  #sameFile(held: Deno.FileInfo, abs: string, shown: string): void {
     try {
       for (let round = 0; round < VERIFY_ROUNDS; round++) {
-        if (this.#inside(await Deno.realPath(abs), shown) !== abs) throw this.#changed(shown);
-        const now = await Deno.lstat(abs);
+        if (this.#inside(Deno.realPathSync(abs), shown) !== abs) throw this.#changed(shown);
+        const now = Deno.lstatSync(abs);
         if (held.dev !== now.dev || held.ino !== now.ino) throw this.#changed(shown);
       }
-      if (await Deno.realPath(abs) !== abs) throw this.#changed(shown);
+      if (Deno.realPathSync(abs) !== abs) throw this.#changed(shown);
     } catch (err) {
       throw isMissing(err) ? this.#changed(shown) : err;
     }
   }
 
   /** Creates the folders of `absDir` one at a time, checking each before making the next. */
-  async #mkdirs(absDir: string, shown: string): Promise<void> {
+  #mkdirs(absDir: string, shown: string): void {
     let cur = this.root;
     for (const part of relative(this.root, absDir).split(sep).filter(Boolean)) {
       cur = join(cur, part);
-      await Deno.mkdir(cur).catch(nullIf((e) => e instanceof Deno.errors.AlreadyExists));
-      const real = await Deno.realPath(cur).catch(nullIf(isMissing));
+      try {
+        Deno.mkdirSync(cur);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+      }
+      const real = orNull(() => Deno.realPathSync(cur));
       if (real === null || this.#inside(real, shown) !== cur) throw this.#changed(shown);
-      if (!(await Deno.stat(real)).isDirectory) {
+      if (!Deno.statSync(real).isDirectory) {
         const needs = quote(this.relative(cur));
         throw new HarveyError(`Path ${quote(shown)} needs ${needs} to be a folder, not a file`);
       }

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { SUMMARIZE_PROMPT, SUMMARY_LABEL } from "../src/commands/summarize.ts";
 import { fitRequest } from "../src/llm/fit.ts";
-import { PER_MESSAGE_OVERHEAD } from "../src/llm/tokens.ts";
+import { estimateTextTokens, PER_MESSAGE_OVERHEAD } from "../src/llm/tokens.ts";
 import { OpenAICompatClient } from "../src/llm/openai_compat.ts";
 import { BufferOutput } from "../src/repl/output.ts";
 import type { LLMClient, Message } from "../src/types.ts";
@@ -187,6 +187,72 @@ Deno.test("with /apply-template a request is counted whole; without it, each tex
       assert.match(s.err.text, new RegExp(`needs ${used} tokens`));
     });
   });
+});
+
+Deno.test("the window is read from /props once, not before every request", async () => {
+  await withSession({ nCtx: 4096 }, async (s, fake) => {
+    const props = () => fake.requests.filter((r) => r.path === "/props").length;
+    assert.equal(await s.run("first question\n"), 0, s.err.text);
+    const after = props();
+    assert.equal(await s.run("second question\nthird question\n"), 0, s.err.text);
+    assert.equal(props(), after, "no /props request after the window is known");
+    assert.equal(chats(fake).length, 3);
+  });
+});
+
+Deno.test("a request far from full is sent while the server counts it; near the limit the count comes first", async (t) => {
+  await t.step("far from full: a prediction now, the exact count on its way", async () => {
+    await withSession({ nCtx: 4096 }, async (s) => {
+      const client = s.agent.client!;
+      const first = [system, user("first question")];
+      // Before any exact count there is nothing to predict from: the count comes first.
+      const counted = await fitRequest(s.agent, client, first, { err: s.err, deferCount: true });
+      assert.equal(counted.counting, undefined);
+      assert.equal(counted.used, exact(first));
+      const next = [...first, { role: "assistant" as const, content: "Sure." }, user("again")];
+      const fitted = await fitRequest(s.agent, client, next, { err: s.err, deferCount: true });
+      assert.ok(fitted.counting, "the count is not waited for");
+      assert.ok(fitted.used >= exact(next), `the prediction ${fitted.used} is not low`);
+      assert.equal(await fitted.counting, exact(next), "the count is the server's");
+      assert.equal(fitted.maxTokens, 820);
+    });
+  });
+  await t.step("near the limit the request waits for the exact count, and warns", async () => {
+    await withSession({ nCtx: 64 }, async (s) => {
+      const client = s.agent.client!;
+      await fitRequest(s.agent, client, [system, user("hi")], { err: s.err });
+      const request = [system, user("a b c")];
+      const fitted = await fitRequest(s.agent, client, request, { err: s.err, deferCount: true });
+      assert.equal(fitted.counting, undefined);
+      assert.equal(fitted.used, exact(request));
+      assert.match(s.err.text, /⚠ Context \d+% full/);
+    });
+  });
+});
+
+Deno.test("the estimate counts words, ASCII and other characters as its rule says, in one pass", () => {
+  // The rule written with regular expressions, as the oracle.
+  // deno-lint-ignore no-control-regex
+  const nonAscii = /[^\x00-\x7f]/gu;
+  const rule = (text: string) => {
+    if (!text) return 0;
+    const words = text.split(/\s+/).filter(Boolean).length;
+    const others = text.match(nonAscii) ?? [];
+    const ascii = text.length - others.join("").length;
+    return Math.max(words, Math.ceil(ascii / 3.5 + others.length));
+  };
+  const pieces = ["a", "bc", " ", "\n", "\t", "日", "\u00a0", "\u3000", "😀", "\ud800", "\udc00"];
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (let n = 0; n < 5000; n++) {
+    const text = Array.from(
+      { length: Math.floor(next() * 12) },
+      () => pieces[Math.floor(next() * pieces.length)],
+    ).join("");
+    assert.equal(estimateTextTokens(text), rule(text), JSON.stringify(text));
+  }
+  assert.equal(estimateTextTokens("hello world"), 4);
+  assert.equal(estimateTextTokens("日本語"), 3);
 });
 
 /** A backend that cannot tell its context window nor count tokens. */

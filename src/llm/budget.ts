@@ -63,6 +63,11 @@ const CONCURRENCY = 4;
 export class TokenBudget {
   readonly #opts: Required<TokenBudgetOptions>;
   readonly #counts = new WeakMap<LLMClient, Map<number, number>>();
+  /** Estimates of messages, kept with what they were made from (a message can change). */
+  readonly #estimates = new WeakMap<Message, { content: string; calls?: unknown; n: number }>();
+  readonly #definitions = new WeakMap<ToolSpec[], number>();
+  /** Per client, the most its exact counts exceeded this budget's estimate (a ratio). */
+  readonly #calibration = new WeakMap<LLMClient, number>();
 
   constructor(opts: TokenBudgetOptions = {}) {
     this.#opts = { countTimeoutMs: 5000, cacheSize: 4096, ...opts };
@@ -77,7 +82,11 @@ export class TokenBudget {
   async measure(messages: Message[], client: LLMClient, tools?: ToolSpec[]): Promise<number> {
     if (client.countPrompt) {
       const exact = await this.#limited(client.countPrompt(messages, tools));
-      if (exact !== undefined) return exact;
+      if (exact !== undefined) {
+        const ratio = exact / Math.max(1, this.#estimateWith(messages, tools));
+        this.#calibration.set(client, Math.max(ratio, this.#calibration.get(client) ?? 0));
+        return exact;
+      }
     }
     const counts = await this.#contentCounts(messages, client);
     const definitions = tools?.length ? await this.text(JSON.stringify(tools), client) : 0;
@@ -104,12 +113,38 @@ export class TokenBudget {
     return n;
   }
 
-  /** Estimates a request without asking any server. */
+  /**
+   * What `client`'s exact count of this request is likely to be, without asking it: the
+   * estimate scaled by the most an exact count of this client ever exceeded it. Undefined
+   * before the client's first exact count.
+   */
+  predict(messages: Message[], client: LLMClient, tools?: ToolSpec[]): number | undefined {
+    const ratio = this.#calibration.get(client);
+    return ratio === undefined ? undefined : Math.ceil(this.#estimateWith(messages, tools) * ratio);
+  }
+
+  #estimateWith(messages: Message[], tools?: ToolSpec[]): number {
+    let definitions = 0;
+    if (tools?.length) {
+      const known = this.#definitions.get(tools);
+      definitions = known ?? estimateTextTokens(JSON.stringify(tools));
+      if (known === undefined) this.#definitions.set(tools, definitions);
+    }
+    return this.estimate(messages) + definitions;
+  }
+
+  /** Estimates a request without asking any server (each message estimated once). */
   estimate(messages: Message[]): number {
-    return messages.reduce(
-      (n, m) => n + estimateTextTokens(messageText(m)) + PER_MESSAGE_OVERHEAD,
-      0,
-    );
+    let n = 0;
+    for (const m of messages) {
+      let known = this.#estimates.get(m);
+      if (known?.content !== m.content || known.calls !== m.toolCalls) {
+        known = { content: m.content, calls: m.toolCalls, n: estimateTextTokens(messageText(m)) };
+        this.#estimates.set(m, known);
+      }
+      n += known.n + PER_MESSAGE_OVERHEAD;
+    }
+    return n;
   }
 
   async #limited<T>(work: Promise<T | undefined>): Promise<T | undefined> {

@@ -16,6 +16,12 @@ import { ContextOverflowError } from "./errors.ts";
 /** Share of the room for the request at which a warning is printed. */
 const WARN_AT = 0.8;
 
+/**
+ * How far below the warning line a predicted count must stay for a round to be sent before
+ * the server has counted it: the prediction may be this many times too low.
+ */
+const PREDICTION_MARGIN = 2;
+
 /** The fewest tokens a reply may be left after compaction before the request is refused. */
 const MIN_REPLY = 64;
 
@@ -42,6 +48,20 @@ export interface FittedRequest {
   compacted?: CompactionReport;
   /** The tools to send with it: those asked for, unless their definitions would not fit. */
   tools?: ToolSpec[];
+  /**
+   * The server's count, still coming: `used` is then a prediction (at most half the warning
+   * line; a count above it makes the next prediction higher, and that request waits for its
+   * count and warns).
+   */
+  counting?: Promise<number>;
+}
+
+/**
+ * The most tokens `fitted` can take: `used`, or, while the server's count is still coming,
+ * the prediction as far off as it is allowed to be.
+ */
+export function mostUsed(fitted: FittedRequest): number {
+  return fitted.counting ? fitted.used * PREDICTION_MARGIN : fitted.used;
 }
 
 /** Where `fitRequest` reports. */
@@ -51,6 +71,11 @@ export interface FitOptions {
   signal?: AbortSignal;
   /** Tools sent with the request: their definitions count too. */
   tools?: ToolSpec[];
+  /**
+   * A request far from full by a calibrated prediction is returned at once, the server's
+   * count still coming (`counting`): the request goes out while the server counts it.
+   */
+  deferCount?: boolean;
 }
 
 /**
@@ -92,6 +117,14 @@ export async function fitRequest(
   const reserve = replyReserve(window, settings.reply_reserve);
   const room = window - reserve;
   const tools = await toolsThatFit(agent, client, room, opts);
+  if (opts.deferCount) {
+    // Counting exactly takes the server two requests; far from full, they need not come first.
+    const predicted = budget.predict(messages, client, tools);
+    if (predicted !== undefined && predicted * PREDICTION_MARGIN <= WARN_AT * room) {
+      const counting = budget.measure(messages, client, tools);
+      return { messages, maxTokens: reserve, used: predicted, window, tools, counting };
+    }
+  }
   const used = await budget.measure(messages, client, tools);
   if (used <= room) {
     if (used >= WARN_AT * room) {
@@ -241,7 +274,7 @@ export async function sendFitted(
   messages: Message[],
   opts: SendOptions,
 ): Promise<{ result: ChatResult; fitted: FittedRequest }> {
-  let fitted = await fitRequest(agent, client, messages, opts);
+  let fitted = await fitRequest(agent, client, messages, { ...opts, deferCount: true });
   for (let attempt = 0;; attempt++) {
     let streamed = false;
     opts.onSend?.(fitted);

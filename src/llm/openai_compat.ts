@@ -369,12 +369,13 @@ export class OpenAICompatClient implements LLMClient {
    * `context_length`, `max_context_length`, `context_window`). Undefined when nothing says.
    */
   contextWindow(): Promise<number | undefined> {
+    if (this.#window) return this.#window;
     const reading = this.#readWindow().then(({ n, answered }) => {
       if (!answered && this.#window === reading) this.#window = undefined; // ask again later
       return n;
     });
-    this.#window ??= reading;
-    return this.#window;
+    this.#window = reading;
+    return reading;
   }
 
   async #readWindow(): Promise<{ n?: number; answered: boolean }> {

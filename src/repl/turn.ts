@@ -16,7 +16,7 @@ import { capResult, type LoopResult, runToolLoop } from "../agent/loop.ts";
 import { needClient } from "../commands/registry.ts";
 import { describeError, HarveyError } from "../errors.ts";
 import { isAbort } from "../llm/errors.ts";
-import { type FittedRequest, sendFitted, type SendOptions } from "../llm/fit.ts";
+import { type FittedRequest, mostUsed, sendFitted, type SendOptions } from "../llm/fit.ts";
 import { formatStats } from "../llm/stats.ts";
 import { ChangeSet } from "../ops/changes.ts";
 import { offeredTools } from "../tools/index.ts";
@@ -115,6 +115,7 @@ export async function runPrompt(
   let fitted: FittedRequest | undefined;
   let last: ChatResult | undefined;
   let room = Infinity; // tokens left in the window for tool results
+  let round = 0;
   let text = "";
   const transcript: string[] = [];
   const subjects = new Map<ToolCall, string>();
@@ -155,8 +156,15 @@ export async function runPrompt(
             fitted = sent.fitted;
             last = sent.result;
             if (fitted.window) {
-              const reserve = fitted.maxTokens ?? 0;
-              room = fitted.window - reserve - fitted.used - sent.result.replyTokens;
+              const { window, maxTokens = 0, counting } = fitted;
+              const left = (n: number) => window - maxTokens - n - sent.result.replyTokens;
+              // Sent before the server counted it: until its count is in, the room is what
+              // is left if the prediction was as far off as it is allowed to be.
+              const assumed = room = left(mostUsed(fitted));
+              const current = ++round;
+              counting?.then((n) => {
+                if (current === round) room += left(n) - assumed;
+              });
             }
             return { text, result: sent.result, sent: sent.messages };
           };
@@ -253,7 +261,8 @@ export async function runPrompt(
   const stats = totals(loop.rounds);
   agent.stats.add(stats);
   const percent = fitted?.window
-    ? ((stats.promptTokens + (last?.replyTokens ?? 0) || fitted.used) / fitted.window) * 100
+    ? ((stats.promptTokens + (last?.replyTokens ?? 0) ||
+      await (fitted.counting ?? fitted.used)) / fitted.window) * 100
     : undefined;
   const calls = loop.calls ? ` · ${loop.calls} tool ${loop.calls === 1 ? "call" : "calls"}` : "";
   const line = formatStats(stats, percent).replace(/( · context|$)/, `${calls}$1`);

@@ -3,8 +3,9 @@
  * `observer`): after every change it compares the conversation with what the file holds and
  * appends only the difference — new messages, or a `truncate` and what replaced the cut part
  * (compaction, `/clear`, `/summarize`), and the pinned context when it changed — then a `turn`
- * line when a turn ends. Each batch is one write followed by an fsync, so a crash or `kill -9`
- * loses at most the turn in flight. The file is created with its first line, through the
+ * line when a turn ends. Each batch is one write followed by an fsync: a `kill -9` loses at
+ * most the turn in flight (a turn ends once its write is done: the kernel has it), a crash of
+ * the machine at most what the fsync in flight covers (the next prompt does not wait for it). The file is created with its first line, through the
  * workspace (`openAppend`: never through a symlink that leads out).
  *
  * What is written is redacted the way the audit log is (`secretRedactor`): a resumed
@@ -64,6 +65,8 @@ export class SessionLog implements ConversationObserver {
   #created: boolean;
   #dirty = false;
   #running?: Promise<void>;
+  /** The fsync of the last write, not waited for by the turn. */
+  #syncing?: Promise<void>;
   #closed = false;
   #warned = false;
 
@@ -93,9 +96,9 @@ export class SessionLog implements ConversationObserver {
     this.#running ??= this.#drain();
   }
 
-  /** A turn ended: its messages, then its `turn` line, are written and synced. */
+  /** A turn ended: its messages, then its `turn` line, are written (and synced soon). */
   async turnEnded(turn: TurnRecord): Promise<void> {
-    await this.flush();
+    await this.#written();
     if (this.#closed) return;
     const redact = this.#opts.redact;
     // The turn's last messages and its line go in one write and one sync.
@@ -112,7 +115,7 @@ export class SessionLog implements ConversationObserver {
       // A change made while this was written is written next.
       if (this.#dirty) this.changed();
     });
-    await this.flush();
+    await this.#written();
   }
 
   /** Sets the session's name (a `name` line; the file is created when it has none yet). */
@@ -131,8 +134,13 @@ export class SessionLog implements ConversationObserver {
     }
   }
 
-  /** Waits until every change so far is written. */
+  /** Waits until every change so far is written and synced. */
   async flush(): Promise<void> {
+    await this.#written();
+    await this.#syncing;
+  }
+
+  async #written(): Promise<void> {
     while (this.#running) await this.#running;
   }
 
@@ -207,20 +215,26 @@ export class SessionLog implements ConversationObserver {
       const bytes = new TextEncoder().encode(lines.map(encodeEvent).join(""));
       let n = 0;
       while (n < bytes.length) n += await file.write(bytes.subarray(n));
-      await file.sync();
+      const syncing: Promise<void> = file.sync().catch((err) => this.#warn(err)).finally(() => {
+        if (this.#syncing === syncing) this.#syncing = undefined;
+      });
+      this.#syncing = syncing;
       this.#created = true;
       return true;
     } catch (err) {
-      if (!this.#warned) {
-        this.#warned = true;
-        this.#agent.err.write(
-          `⚠ The session cannot be saved to ${this.path} (${
-            describeError(err)
-          }); the conversation goes on unsaved\n`,
-        );
-      }
+      this.#warn(err);
       return false;
     }
+  }
+
+  #warn(err: unknown): void {
+    if (this.#warned) return;
+    this.#warned = true;
+    this.#agent.err.write(
+      `⚠ The session cannot be saved to ${this.path} (${
+        describeError(err)
+      }); the conversation goes on unsaved\n`,
+    );
   }
 
   async #open(): Promise<Deno.FsFile> {

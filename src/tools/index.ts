@@ -107,6 +107,30 @@ export interface ToolOffer {
   grammar?: string;
 }
 
+const forms = new Map<string, { section: string; grammar?: string }>();
+
+/**
+ * The text protocol's section and grammar for `tools`, made once per set (the definitions are
+ * constants; every turn asks, for the fallback to text mode).
+ */
+function textForms(
+  tools: readonly Tool[],
+  small: boolean,
+  withGrammar: boolean,
+): { section: string; grammar?: string } {
+  const key = `${small}|${withGrammar}|${tools.map((t) => t.spec.name).join(",")}`;
+  let known = forms.get(key);
+  if (!known) {
+    const specs = tools.map((t) => t.spec);
+    known = {
+      section: textProtocol(specs),
+      grammar: withGrammar ? toolCallGrammar(specs) : undefined,
+    };
+    forms.set(key, known);
+  }
+  return known;
+}
+
 /**
  * What the model is offered on `client`: nothing when tools are off; else the mode chosen for
  * the model (`override`: this turn's, e.g. `/bench`'s), the tools (the small-context set under
@@ -136,9 +160,7 @@ export async function offeredTools(
   if (choice.mode === "off") return { ...base, tools: [] };
   const all = await workspaceTools(agent);
   const tools = small ? smallContextTools(all) : all;
-  const specs = tools.map((t) => t.spec);
-  const section = textProtocol(specs);
-  const grammar = s.grammar ? toolCallGrammar(specs) : undefined;
+  const { section, grammar } = textForms(tools, small, s.grammar === true);
   if (choice.mode === "text" && window && agent.budget) {
     const room = window - replyReserve(window, agent.config.config.context.reply_reserve);
     const cost = await agent.budget.text(section, client).catch(() => 0);

@@ -15,7 +15,7 @@ export interface AtomicWriteOptions {
    * the error passed on). The workspace uses it to check that the file was not created
    * through a folder swapped for a symlink.
    */
-  verify?: (tmp: string, held: Deno.FileInfo) => Promise<void>;
+  verify?: (tmp: string, held: Deno.FileInfo) => void | Promise<void>;
   /**
    * Told the temporary file's path when it could not be removed after a failure (its folder
    * was moved away meanwhile), so that the caller can try again later.
