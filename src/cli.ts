@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { Command, CommanderError } from "./deps.ts";
 import type { Flags } from "./config/settings.ts";
 import { describeError, UsageError } from "./errors.ts";
 import type { Agent } from "./agent.ts";
@@ -21,167 +20,26 @@ import { join } from "node:path";
 import { installExitHooks } from "./runtime/exit_hooks.ts";
 // What only a prompt, the REPL, `pull` or `doctor` need is loaded by them (start-up stays small).
 import type { PullArgs } from "./commands/pull.ts";
+import { type CliFlags, quickFlags } from "./cli_options.ts";
 import { lazyImport } from "./util/lazy_import.ts";
 
 /** Harvey's version. */
 export const VERSION = "0.1.0";
 
-/** The flags of the REPL and its program modes, beyond those the settings read. */
-type CliFlags = Flags & {
-  /** `-c/--continue` */
-  continue?: boolean;
-  /** `-r/--resume [ID]`: the ID, or true for the picker. */
-  resume?: string | true;
-  /** `--output text|json` (with `-p`). */
-  output?: string;
-  /** `--mode rpc` */
-  mode?: string;
-};
-
-type Parsed =
-  | { action: "repl"; flags: CliFlags }
-  | { action: "pull"; flags: Flags; args: PullArgs }
-  | { action: "doctor"; flags: Flags; install: boolean }
-  | { action: "bench"; flags: Flags; args: string[] };
-
-function buildProgram(result: { parsed?: Parsed }) {
-  const program = new Command()
-    .name("harvey")
-    .description("A terminal coding agent for local language models")
-    .version(VERSION, "--version")
-    .exitOverride()
-    .configureOutput({
-      writeOut: (s) => stdoutOutput.write(s),
-      writeErr: (s) => stderrOutput.write(s),
-      // Errors are written by `run` in Harvey's own style, with a usage line.
-      outputError: () => {},
-    })
-    .option("-w, --workdir <dir>", "the workspace folder (default: the current folder)")
-    .option("-m, --model <name>", "the model to use")
-    .option("--ollama <url>", "the Ollama server (default: $OLLAMA_HOST or harvey.yaml)")
-    .option("--llamafile <path>", "run this llamafile for this session only")
-    .option("--llamafile-url <url>", "connect to an OpenAI-compatible server already running there")
-    .option("--llamafile-dir <dir>", "where to look for model files (default: ~/Models)")
-    .option("--gguf <path>", "serve this GGUF file with llama-server for this session only")
-    .option("--run <file>", "run a script of lines headless (- for stdin)")
-    .option("-p, --print <prompt>", "send one prompt, print the reply, exit")
-    .option("-y, --yes", "answer yes to every confirmation")
-    .option("--no-color", "plain output without colours")
-    .option("-c, --continue", "go on with the latest saved session of this workspace")
-    .option("-r, --resume [id]", "go on with a saved session (a picker when ID is omitted)")
-    .option("--output <format>", "with -p: text (default) or json, one JSON event per line")
-    .option("--mode <mode>", "rpc: JSON commands on stdin, JSON events on stdout")
-    .action((opts) => {
-      result.parsed = { action: "repl", flags: opts as CliFlags };
-    });
-  program.command("pull")
-    .description("download a GGUF or llamafile from Hugging Face (resumable, verified)")
-    .argument("<repo>", "the repository, owner/name")
-    .argument("<file>", "the file inside the repository")
-    .option("--revision <rev>", "branch, tag or commit", "main")
-    .option("--dir <dir>", "where to put it (default: the models folder)")
-    .option("--sha256 <hex>", "the expected sha256 (default: the hub's LFS hash)")
-    .option("--name <name>", "the name to register it under")
-    .action((repo, file, opts) => {
-      result.parsed = {
-        action: "pull",
-        flags: program.opts() as Flags,
-        args: { repo, file, ...opts },
-      };
-    });
-  program.command("doctor")
-    .description("what runtimes and models are found, and how to get the rest")
-    .option("--install", "install what is missing with the package manager (asks first)")
-    .action((opts: { install?: boolean }) => {
-      result.parsed = {
-        action: "doctor",
-        flags: program.opts() as Flags,
-        install: opts.install === true,
-      };
-    });
-  program.command("bench")
-    .description("measure the local models: speed and tool-call success (for /tools mode auto)")
-    .argument("[names...]", "the models to measure (default: every local model)")
-    .option("--mode <mode>", "native or text only (default: both)")
-    .option("--tasks <n>", "how many of the ten tool tasks to run")
-    .action((names: string[], opts: { mode?: string; tasks?: string }) => {
-      const args = [...names];
-      // Harvey's own --mode (rpc) takes the flag wherever it stands; bench's is the same word.
-      const mode = opts.mode ?? (program.opts() as CliFlags).mode;
-      if (mode !== undefined) args.push("--mode", mode);
-      if (opts.tasks !== undefined) args.push("--tasks", opts.tasks);
-      result.parsed = { action: "bench", flags: program.opts() as Flags, args };
-    });
-  return program;
-}
-
-/** The usage line of each command of the command line. */
-const USAGE: Record<string, string> = {
-  harvey:
-    "harvey [-w DIR] [-m NAME] [--run FILE | -p PROMPT] [flags] · harvey pull REPO FILE · harvey doctor",
-  pull: "harvey pull REPO FILE [--revision REV] [--dir DIR] [--sha256 HEX] [--name NAME]",
-  doctor: "harvey doctor [--install]",
-  bench: "harvey bench [NAME…] [--mode native|text] [--tasks N]",
-};
-
-/**
- * A command-line error in Harvey's words, with the usage line of the command it was for:
- * `✗ Unknown option --frob\nUsage: harvey … (harvey --help lists the flags)`.
- */
-export function usageError(err: CommanderError, args: string[]): string {
-  const sub = args.find((a) => !a.startsWith("-"));
-  const command = sub === "pull" || sub === "doctor" || sub === "bench" ? sub : "harvey";
-  const [first, ...more] = err.message.replace(/^error: /, "").split("\n");
-  let what = first.replace(/'([^']*)'/g, "$1").replace(/\.$/, "");
-  let m: RegExpExecArray | null;
-  if (err.code === "commander.missingArgument") {
-    m = /argument (\S+)/.exec(what);
-    const missing = m?.[1] === "repo" ? "REPO and FILE" : m ? m[1].toUpperCase() : "more";
-    what = `harvey ${command} needs ${missing}`;
-  } else if (err.code === "commander.optionMissingArgument") {
-    m = /option (.+?) <(\w+)> argument missing/.exec(what);
-    if (m) what = `${m[1].replace(", ", "/")} needs a value (${m[2].toUpperCase()})`;
-  } else if (err.code === "commander.excessArguments") {
-    m = /got \d+: (.+)$/.exec(what);
-    what = command === "harvey"
-      ? `Unknown command ${m?.[1] ?? ""}: expected pull or doctor, or only flags`
-      : `harvey ${command} takes ${
-        command === "pull" ? "REPO and FILE only" : "no arguments"
-      }, found ${m?.[1] ?? "more"}`;
-  }
-  const hint = more.join(" ").replace(/[()]/g, "").trim();
-  // Sentence case, but a command name stays as it is typed.
-  if (!what.startsWith("harvey")) what = `${what.charAt(0).toUpperCase()}${what.slice(1)}`;
-  const line = `${what}${hint ? ` — ${hint}` : ""}`;
-  const help = command === "harvey" ? "harvey --help" : `harvey ${command} --help`;
-  return `✗ ${line}\nUsage: ${USAGE[command]} (${help} tells more)\n`;
-}
-
 /** Parses `args` and runs Harvey; returns the exit status. */
 export async function run(args: string[]): Promise<number> {
-  const result: { parsed?: Parsed } = {};
-  try {
-    await buildProgram(result).parseAsync(args, { from: "user" });
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      if (err.exitCode === 0 || err.code === "commander.version") return 0;
-      stderrOutput.write(usageError(err, args));
-      return 2;
-    }
-    stderrOutput.write(`✗ ${describeError(err)}\n`);
-    return 1;
-  }
-  if (!result.parsed) return 0;
-  if (result.parsed.action === "doctor") {
-    return await runDoctorCommand(result.parsed.flags, result.parsed.install);
-  }
-  if (result.parsed.action === "pull") {
-    return await runPullCommand(result.parsed.flags, result.parsed.args);
-  }
-  if (result.parsed.action === "bench") {
-    return await runBenchCommand(result.parsed.flags, result.parsed.args);
-  }
-  return await runRepl(result.parsed.flags);
+  const flags = quickFlags(args);
+  if (flags) return await runRepl(flags);
+  // Anything but plain global flags: commander reads it (and loads only then).
+  const { parseCommandLine } = await lazyImport<typeof import("./cli_program.ts")>(
+    new URL("./cli_program.ts", import.meta.url),
+  );
+  const parsed = await parseCommandLine(args, VERSION);
+  if (typeof parsed === "number") return parsed;
+  if (parsed.action === "doctor") return await runDoctorCommand(parsed.flags, parsed.install);
+  if (parsed.action === "pull") return await runPullCommand(parsed.flags, parsed.args);
+  if (parsed.action === "bench") return await runBenchCommand(parsed.flags, parsed.args);
+  return await runRepl(parsed.flags);
 }
 
 /** Throws a usage error unless `--llamafile-url` (when given) is an http(s) URL. */

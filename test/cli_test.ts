@@ -9,6 +9,8 @@ import { BufferOutput } from "../src/repl/output.ts";
 import { linesFromText } from "../src/repl/headless.ts";
 import { testSession } from "./helpers.ts";
 import { harveyTask, runHarvey } from "./harvey_child.ts";
+import { quickFlags } from "../src/cli_options.ts";
+import { VERSION } from "../src/cli.ts";
 
 /** Harvey with the flags of `deno task harvey`, no Ollama reachable. */
 function harvey(args: string[], opts: { cwd: string; stdin?: string; flags?: string[] }) {
@@ -197,4 +199,88 @@ Deno.test("a missing file is named plainly", async () => {
   } finally {
     await s.close();
   }
+});
+
+Deno.test("plain global flags are read without commander, exactly as commander reads them", async () => {
+  const { parseCommandLine } = await import("../src/cli_program.ts");
+  const agree = async (args: string[]) => {
+    const quick = quickFlags(args);
+    if (quick === undefined) return false;
+    assert.deepEqual(
+      await parseCommandLine(args, VERSION),
+      { action: "repl", flags: quick },
+      args.join(" "),
+    );
+    return true;
+  };
+  // What people and scripts type: all of it goes without commander.
+  for (
+    const args of [
+      [],
+      ["--run", "-"],
+      ["-w", "proj", "--gguf", "m.gguf"],
+      ["--workdir=proj", "-y", "--no-color"],
+      ["-p", "hello there", "--output", "json"],
+      ["-c"],
+      ["-r"],
+      ["-r", "abc123", "-y"],
+      ["--resume", "-y"],
+      ["--mode", "rpc", "--llamafile-url", "http://127.0.0.1:8080"],
+      ["-m", "a", "-m", "b"],
+      ["--print="],
+    ]
+  ) assert.ok(await agree(args), `${args.join(" ")} is read without commander`);
+  // The rest is commander's: subcommands, help, unknown, combined or missing values.
+  for (
+    const args of [
+      ["pull", "a/b", "f.gguf"],
+      ["doctor"],
+      ["--help"],
+      ["-h"],
+      ["--version"],
+      ["--frob"],
+      ["-yc"],
+      ["-wproj"],
+      ["--run"],
+      ["-w", "--yes"],
+      ["--yes=1"],
+      ["--", "-y"],
+      ["--color"],
+    ]
+  ) assert.equal(quickFlags(args), undefined, args.join(" "));
+  // And every mix of the pieces either goes to commander or reads the same.
+  const pieces = [
+    "-w",
+    "dir",
+    "--workdir=x",
+    "--run",
+    "-",
+    "-y",
+    "-c",
+    "-r",
+    "abc",
+    "--resume",
+    "--no-color",
+    "-p",
+    "hi there",
+    "--print=",
+    "--output",
+    "json",
+    "--mode",
+    "rpc",
+    "--gguf",
+    "a.gguf",
+    "-yc",
+  ];
+  let seed = 11;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  let quick = 0;
+  for (let n = 0; n < 400; n++) {
+    const args = Array.from(
+      { length: Math.floor(next() * 6) },
+      () => pieces[Math.floor(next() * pieces.length)],
+    );
+    if (await agree(args)) quick++;
+  }
+  assert.ok(quick > 100, `${quick} of 400 mixes were plain flags`);
 });

@@ -1,7 +1,7 @@
 /**
  * Start-up loads only what start-up needs: the module graph of `main.ts` holds no command
- * handler, no tool, store or REPL module, and start-up loads no `yaml`, `openai` or
- * `node:crypto`; the command table answers `/help` and name completion without loading a
+ * handler, no tool, store or REPL module, and start-up loads no `yaml`, `openai`, `commander`
+ * or `node:crypto`; the command table answers `/help` and name completion without loading a
  * handler, and a command loads its own the first time it is used.
  */
 import assert from "node:assert/strict";
@@ -58,10 +58,12 @@ async function startupGraph(): Promise<{ read: string[]; loaded: string[] }> {
   return { read: walk(true), loaded: walk(false) };
 }
 
-Deno.test("start-up loads no yaml, openai or node:crypto, and reads no command, tool or REPL module", async () => {
+Deno.test("start-up loads no yaml, openai, commander or node:crypto, and reads no command, tool or REPL module", async () => {
   const { read, loaded } = await startupGraph();
   assert.ok(loaded.some((s) => s.endsWith("/src/session.ts")), "the graph was read");
-  const packages = loaded.filter((s) => /yaml@|openai@|^node:(crypto|sqlite)$/.test(s));
+  const packages = loaded.filter((s) =>
+    /yaml@|openai@|commander|^node:(crypto|sqlite|fs|child_process)$/.test(s)
+  );
   assert.deepEqual(packages, [], "start-up must not load these packages");
   const later = [
     // Loaded by the first prompt, the REPL, `pull` or `doctor`, or the command that needs them.
