@@ -9,7 +9,7 @@ import { diffLines } from "../src/util/diff.ts";
 import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { startFakeOllama } from "./fixtures/fake_ollama.ts";
 import type { ScriptedToolCall } from "./fixtures/fixture_common.ts";
-import { type TestSession, testSession } from "./helpers.ts";
+import { type TestSession, testSession, withFakeServer } from "./helpers.ts";
 
 const call = (name: string, args: ScriptedToolCall["arguments"]) => ({ name, arguments: args });
 const chats = (fake: FakeOpenAI) =>
@@ -25,18 +25,11 @@ async function withLlama(
   fn: (s: TestSession, fake: FakeOpenAI) => Promise<void>,
   opts: { files?: Record<string, string>; yes?: boolean; nCtx?: number } = {},
 ): Promise<void> {
-  const fake = await startFakeOpenAI({ nCtx: opts.nCtx ?? 16384, reply: () => "Done." });
-  const s = await testSession({
-    files: { "src/a.txt": "alpha\n", ...opts.files },
-    flags: { llamafileUrl: fake.url, yes: opts.yes },
-    selectBackend: true,
-  });
-  try {
-    await fn(s, fake);
-  } finally {
-    await s.close();
-    await fake.close();
-  }
+  await withFakeServer(
+    { nCtx: opts.nCtx ?? 16384, reply: () => "Done." },
+    { files: { "src/a.txt": "alpha\n", ...opts.files }, flags: { yes: opts.yes } },
+    fn,
+  );
 }
 
 Deno.test("a tool name from the model is shown as data, and an unknown tool is audited", async () => {

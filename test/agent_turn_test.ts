@@ -10,7 +10,7 @@ import { startFakeAnthropic } from "./fixtures/fake_anthropic.ts";
 import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { startFakeOllama } from "./fixtures/fake_ollama.ts";
 import type { ChatMessage, ScriptedToolCall } from "./fixtures/fixture_common.ts";
-import { type TestSession, testSession } from "./helpers.ts";
+import { type TestSession, testSession, withFakeServer } from "./helpers.ts";
 
 const call = (name: string, args: ScriptedToolCall["arguments"], id?: string) => ({
   name,
@@ -33,18 +33,11 @@ async function withLlama(
   opts: { files?: Record<string, string>; yes?: boolean; reply?: (m: ChatMessage[]) => string } =
     {},
 ): Promise<void> {
-  const fake = await startFakeOpenAI({ nCtx: 16384, reply: opts.reply ?? (() => "Done.") });
-  const s = await testSession({
-    files: { "src/a.txt": "alpha\nbeta\ngamma\n", ...opts.files },
-    flags: { llamafileUrl: fake.url, yes: opts.yes },
-    selectBackend: true,
-  });
-  try {
-    await fn(s, fake);
-  } finally {
-    await s.close();
-    await fake.close();
-  }
+  await withFakeServer(
+    { nCtx: 16384, reply: opts.reply ?? (() => "Done.") },
+    { files: { "src/a.txt": "alpha\nbeta\ngamma\n", ...opts.files }, flags: { yes: opts.yes } },
+    fn,
+  );
 }
 
 Deno.test("llama-server: split arguments, two calls in one reply, and broken arguments", async () => {

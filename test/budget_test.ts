@@ -12,13 +12,8 @@ import { OpenAICompatClient } from "../src/llm/openai_compat.ts";
 import { BufferOutput } from "../src/repl/output.ts";
 import type { LLMClient, Message } from "../src/types.ts";
 import { countTokens } from "./fixtures/fixture_common.ts";
-import {
-  type FakeOpenAI,
-  type FakeOpenAIOptions,
-  renderChat,
-  startFakeOpenAI,
-} from "./fixtures/fake_openai.ts";
-import { type TestSession, testSession } from "./helpers.ts";
+import { type FakeOpenAI, type FakeOpenAIOptions, renderChat } from "./fixtures/fake_openai.ts";
+import { type TestSession, withFakeServer } from "./helpers.ts";
 
 // A short system prompt keeps the numbers small: "Be brief." is 4 tokens for the fake.
 const SYSTEM = "Be brief.";
@@ -28,20 +23,10 @@ async function withSession(
   fn: (s: TestSession, fake: FakeOpenAI) => Promise<void>,
   yaml = "",
 ): Promise<void> {
-  const fake = await startFakeOpenAI({ reply: () => "Sure.", ...fakeOpts });
   // These count chat turns exactly: no tool definitions in the requests (the agent loop's
   // requests are budgeted in agent_turn_test.ts).
-  const s = await testSession({
-    files: { "HARVEY.md": SYSTEM, "agents/harvey.yaml": `tools:\n  enabled: false\n${yaml}` },
-    flags: { llamafileUrl: fake.url },
-    selectBackend: true,
-  });
-  try {
-    await fn(s, fake);
-  } finally {
-    await s.close();
-    await fake.close();
-  }
+  const files = { "HARVEY.md": SYSTEM, "agents/harvey.yaml": `tools:\n  enabled: false\n${yaml}` };
+  await withFakeServer({ reply: () => "Sure.", ...fakeOpts }, { files }, fn);
 }
 
 interface ChatBody {

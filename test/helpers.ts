@@ -11,6 +11,34 @@ import { linesFromText, runScript } from "../src/repl/headless.ts";
 import { BufferOutput } from "../src/repl/output.ts";
 import { selectBackend } from "../src/repl/startup.ts";
 import { createSession } from "../src/session.ts";
+import {
+  type FakeOpenAI,
+  type FakeOpenAIOptions,
+  startFakeOpenAI,
+} from "./fixtures/fake_openai.ts";
+
+/**
+ * Runs `fn` on a test session whose backend is a fresh fake llama.cpp-style server
+ * (`server`), selected as `--llamafile-url` selects it; both are closed afterwards.
+ */
+export async function withFakeServer(
+  server: FakeOpenAIOptions,
+  session: { files?: Record<string, string>; flags?: Flags },
+  fn: (s: TestSession, fake: FakeOpenAI) => Promise<void>,
+): Promise<void> {
+  const fake = await startFakeOpenAI(server);
+  const s = await testSession({
+    files: session.files,
+    flags: { ...session.flags, llamafileUrl: fake.url },
+    selectBackend: true,
+  });
+  try {
+    await fn(s, fake);
+  } finally {
+    await s.close();
+    await fake.close();
+  }
+}
 
 /** A session for tests, with its captured output. */
 export interface TestSession {

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fake_openai.ts";
+import type { FakeOpenAI } from "./fixtures/fake_openai.ts";
 import { startFakeOllama } from "./fixtures/fake_ollama.ts";
 import type { ChatMessage } from "./fixtures/fixture_common.ts";
 import {
@@ -15,7 +15,7 @@ import {
   printedCall,
   RESULT_OPENERS,
 } from "./fixtures/text_call_forms.ts";
-import { type TestSession, testSession } from "./helpers.ts";
+import { type TestSession, testSession, withFakeServer } from "./helpers.ts";
 
 type Body = { messages: { role: string; content: string | null }[]; tools?: unknown[] };
 
@@ -27,18 +27,11 @@ async function withLlama(
   fn: (s: TestSession, fake: FakeOpenAI) => Promise<void>,
   opts: { yes?: boolean; reply?: (m: ChatMessage[]) => string } = {},
 ): Promise<void> {
-  const fake = await startFakeOpenAI({ nCtx: 16384, reply: opts.reply ?? (() => "Three lines.") });
-  const s = await testSession({
-    files: { "src/a.txt": "alpha\nbeta\ngamma\n" },
-    flags: { llamafileUrl: fake.url, yes: opts.yes },
-    selectBackend: true,
-  });
-  try {
-    await fn(s, fake);
-  } finally {
-    await s.close();
-    await fake.close();
-  }
+  await withFakeServer(
+    { nCtx: 16384, reply: opts.reply ?? (() => "Three lines.") },
+    { files: { "src/a.txt": "alpha\nbeta\ngamma\n" }, flags: { yes: opts.yes } },
+    fn,
+  );
 }
 
 Deno.test("a call printed in any common form is run and answered in that form", async (t) => {

@@ -6,25 +6,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SUMMARIZE_PROMPT, SUMMARY_LABEL } from "../src/commands/summarize.ts";
 import type { Message } from "../src/types.ts";
-import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fake_openai.ts";
-import { type TestSession, testSession } from "./helpers.ts";
+import type { FakeOpenAI } from "./fixtures/fake_openai.ts";
+import { type TestSession, withFakeServer } from "./helpers.ts";
 
 async function withSession(
   opts: { files?: Record<string, string>; reply?: () => string },
   fn: (s: TestSession, fake: FakeOpenAI) => Promise<void>,
 ): Promise<void> {
-  const fake = await startFakeOpenAI({ reply: opts.reply ?? (() => "Sure.") });
-  const s = await testSession({
-    files: opts.files,
-    flags: { llamafileUrl: fake.url },
-    selectBackend: true,
-  });
-  try {
-    await fn(s, fake);
-  } finally {
-    await s.close();
-    await fake.close();
-  }
+  await withFakeServer({ reply: opts.reply ?? (() => "Sure.") }, { files: opts.files }, fn);
 }
 
 const contexts = (s: TestSession) =>
