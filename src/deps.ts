@@ -23,6 +23,11 @@ export function loadOpenAI(): Promise<typeof import("npm:openai@7.55.0")> {
   return import("npm:openai@7.55.0");
 }
 
+/** The `openai` package's server-sent-event `Stream`, loaded with it. */
+export function loadOpenAIStreaming(): Promise<typeof import("npm:openai@7.55.0/streaming")> {
+  return import("npm:openai@7.55.0/streaming");
+}
+
 /** `commander`, loaded for a command line that is more than plain global flags. */
 export function loadCommander(): Promise<typeof import("npm:@commander-js/extra-typings@15.1.0")> {
   return import("npm:@commander-js/extra-typings@15.1.0");
