@@ -8,7 +8,7 @@ import { findFreePort } from "../src/runtime/probe.ts";
 import { BufferOutput } from "../src/repl/output.ts";
 import { linesFromText } from "../src/repl/headless.ts";
 import { testSession } from "./helpers.ts";
-import { harveyTask, runHarvey } from "./harvey_child.ts";
+import { harveyTask, runHarvey, spawnHarvey } from "./harvey_child.ts";
 import { quickFlags } from "../src/cli_options.ts";
 import { VERSION } from "../src/cli.ts";
 
@@ -283,4 +283,30 @@ Deno.test("plain global flags are read without commander, exactly as commander r
     if (await agree(args)) quick++;
   }
   assert.ok(quick > 100, `${quick} of 400 mixes were plain flags`);
+});
+
+Deno.test("harvey -p into a pipe that closes early ends quietly, as a program killed by SIGPIPE", async () => {
+  const dir = await Deno.makeTempDir();
+  const long = Array.from({ length: 3000 }, (_, i) => `word${i}`).join(" ");
+  const fake = await startFakeOpenAI({ reply: () => long, tokenDelayMs: 1 });
+  try {
+    const child = spawnHarvey(["--llamafile-url", fake.url, "-p", "talk"], {
+      cwd: dir,
+      env: { OLLAMA_HOST: "127.0.0.1:9" },
+    });
+    await child.stdin.close();
+    const reader = child.stdout.getReader();
+    const first = await reader.read(); // the reply has begun
+    assert.ok(first.value?.length);
+    await reader.cancel(); // `| head -c N` has what it wanted
+    const stderr = new TextDecoder().decode(
+      await new Response(child.stderr).arrayBuffer().then((b) => new Uint8Array(b)),
+    );
+    const status = await child.status;
+    assert.equal(status.code, 141, stderr);
+    assert.doesNotMatch(stderr, /Uncaught|BrokenPipe|at /);
+  } finally {
+    await fake.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
