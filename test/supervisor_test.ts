@@ -240,6 +240,24 @@ Deno.test("start waits through the loading period, reads n_ctx, and stops cleanl
   });
 });
 
+Deno.test("once Harvey is ending, no server starts: a dead one is not restarted", async () => {
+  await sandbox(async (s) => {
+    const path = await makeFakeLlamafile(s.dir, "tiny");
+    const sup = s.sup();
+    const server = await sup.start(llamafileSpec(path));
+    const ending = sup.stopAll();
+    // A start that comes while the servers stop (a turn restarting the server it lost).
+    await assert.rejects(
+      sup.start(llamafileSpec(path)),
+      (err: Error) => /^Harvey is ending: llamafile tiny is not started$/.test(err.message),
+    );
+    await ending;
+    assert.equal(processAlive(server.pid!), false);
+    assert.equal(sup.spawnCount, 1);
+    assert.deepEqual(await readRecords(s.state), [], "no pid file is left");
+  });
+});
+
 Deno.test("switching stops one server and starts another on the same port", async () => {
   await sandbox(async (s) => {
     const a = await makeFakeLlamafile(s.dir, "alpha");
@@ -458,9 +476,9 @@ Deno.test("stale and unreadable pid files are removed", async () => {
       started_at: new Date().toISOString(),
       harvey_pid: dead.pid,
     };
-    await writeRecord(s.state, { ...base, pid: dead.pid, port: 1 });
+    writeRecord(s.state, { ...base, pid: dead.pid, port: 1 });
     // A live process that is not the server (its command line lacks the model path).
-    await writeRecord(s.state, { ...base, pid: Deno.pid, port: 2 });
+    writeRecord(s.state, { ...base, pid: Deno.pid, port: 2 });
     await Deno.writeTextFile(join(s.state, "server-llamafile-3.pid.json"), "{not json");
     await Deno.writeTextFile(join(s.state, "harvey.yaml"), "model: x\n");
     const sup = s.sup();

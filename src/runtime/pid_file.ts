@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import { atomicWrite } from "../util/atomic_write.ts";
+import { tempPath } from "../util/atomic_write.ts";
 
 /** What Harvey remembers about a server it started. */
 export interface ServerRecord {
@@ -35,10 +35,27 @@ export function recordPath(stateDir: string, rec: Pick<ServerRecord, "backend" |
   return join(stateDir, `${PREFIX}${safe}-${rec.port}${SUFFIX}`);
 }
 
-/** Writes (or replaces) the pid file of `rec`, creating `stateDir` when needed. */
-export async function writeRecord(stateDir: string, rec: ServerRecord): Promise<void> {
-  await Deno.mkdir(stateDir, { recursive: true });
-  await atomicWrite(recordPath(stateDir, rec), JSON.stringify(rec, null, 2) + "\n");
+/**
+ * Writes (or replaces) the pid file of `rec`, creating `stateDir` when needed: a temporary
+ * file, then a rename. Synchronously, so that no stop can run between the check that a server
+ * is not stopping and the file landing (a rename still in flight when SIGTERM's stop removed
+ * the file left it behind). Not synced: after a crash of the machine its server is gone too.
+ */
+export function writeRecord(stateDir: string, rec: ServerRecord): void {
+  Deno.mkdirSync(stateDir, { recursive: true });
+  const path = recordPath(stateDir, rec);
+  const tmp = tempPath(path);
+  try {
+    Deno.writeTextFileSync(tmp, JSON.stringify(rec, null, 2) + "\n", { createNew: true });
+    Deno.renameSync(tmp, path);
+  } catch (err) {
+    try {
+      Deno.removeSync(tmp);
+    } catch {
+      // not created
+    }
+    throw err;
+  }
 }
 
 /** Removes the pid file of `rec` if it still describes the same process. */

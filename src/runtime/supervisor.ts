@@ -139,6 +139,7 @@ export class Supervisor {
   readonly #stateDir: string;
   readonly #startupTimeoutMs: number;
   readonly #graceMs: number;
+  #closing = false;
   readonly #env: Record<string, string>;
   readonly #out?: Output;
   readonly #setpriv?: string;
@@ -181,6 +182,7 @@ export class Supervisor {
    */
   async start(spec: ServerSpec, opts: StartOptions = {}): Promise<RunningServer> {
     opts.signal?.throwIfAborted();
+    this.#refuseWhenEnding(spec);
     const use = await this.inspectPort(spec.port);
     if (use) throw new PortInUseError(use, findFreePort());
     const env = { ...childEnv(this.#env), ...spec.env };
@@ -188,7 +190,8 @@ export class Supervisor {
       spec.command.includes("/") && !isExecutable(spec.command);
     if (viaSh) this.#noteSh(spec, "it has no execute permission");
     for (;;) {
-      const server = await this.#spawn(spec, env, viaSh);
+      this.#refuseWhenEnding(spec);
+      const server = this.#spawn(spec, env, viaSh);
       try {
         await this.#waitReady(server, spec, opts);
         return server;
@@ -249,7 +252,7 @@ export class Supervisor {
       });
       server.modelIds = ready.models;
       server.nCtx = await readContextSize(server.url);
-      if (owned) await writeRecord(this.#stateDir, { ...record, harvey_pid: Deno.pid });
+      if (owned) writeRecord(this.#stateDir, { ...record, harvey_pid: Deno.pid });
       this.#servers.add(server);
       return server;
     }
@@ -308,8 +311,9 @@ export class Supervisor {
     return { port, occupant, record, description };
   }
 
-  /** Stops every server this supervisor owns and forgets the others. */
+  /** Stops every server this supervisor owns and forgets the others; none starts after. */
   async stopAll(): Promise<void> {
+    this.#closing = true;
     const results = await Promise.allSettled([...this.#servers].map((s) => s.stop()));
     for (const r of results) {
       if (r.status === "rejected") this.#out?.write(`${String(r.reason?.message ?? r.reason)}\n`);
@@ -330,13 +334,20 @@ export class Supervisor {
     };
   }
 
+  /** Once Harvey is ending, nothing new starts (a dead server is not restarted then). */
+  #refuseWhenEnding(spec: ServerSpec): void {
+    if (this.#closing) {
+      throw new HarveyError(`Harvey is ending: ${spec.backend} ${spec.model} is not started`);
+    }
+  }
+
   #noteSh(spec: ServerSpec, reason: string): void {
     this.#out?.write(
       `${basename(spec.command)} cannot be executed directly (${reason}); running it with sh\n`,
     );
   }
 
-  async #spawn(spec: ServerSpec, env: Record<string, string>, viaSh: boolean): Promise<Server> {
+  #spawn(spec: ServerSpec, env: Record<string, string>, viaSh: boolean): Server {
     let child: Deno.ChildProcess;
     try {
       child = launch(spec.command, spec.args, {
@@ -380,7 +391,7 @@ export class Supervisor {
     });
     server.viaSh = viaSh;
     this.#servers.add(server);
-    await writeRecord(this.#stateDir, recordOf(server));
+    writeRecord(this.#stateDir, recordOf(server));
     return server;
   }
 
@@ -441,7 +452,7 @@ export class Supervisor {
     }
     server.nCtx = await readContextSize(server.url);
     // A stop that began meanwhile (Harvey ending on SIGTERM) has removed the pid file already.
-    if (!server.stopping) await writeRecord(this.#stateDir, recordOf(server));
+    if (!server.stopping) writeRecord(this.#stateDir, recordOf(server));
   }
 }
 

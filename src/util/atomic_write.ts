@@ -27,7 +27,8 @@ export interface AtomicWriteOptions {
 const TEMP_NAME = /^\.(.+)\.(\d+)-[0-9a-f]{8}\.tmp$/;
 
 /** The temporary file of a write to `path` by this process. */
-function tempPath(path: string): string {
+/** The temporary file a write of `path` goes through (named so leftovers can be found). */
+export function tempPath(path: string): string {
   return join(
     dirname(path),
     `.${basename(path)}.${Deno.pid}-${crypto.randomUUID().slice(0, 8)}.tmp`,
