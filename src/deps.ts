@@ -12,6 +12,7 @@
 // Types only: a value exported from here would load the package with this module.
 export type { Document, Node as YamlNode, Pair as YamlPair } from "npm:yaml@2.9.1";
 export type { CommanderError } from "npm:@commander-js/extra-typings@15.1.0";
+export type { ChatCompletionChunk } from "npm:openai@7.55.0/resources/chat/completions";
 
 /** The `yaml` module, loaded when there is a `harvey.yaml` to read or write. */
 export function loadYaml(): Promise<typeof import("npm:yaml@2.9.1")> {
@@ -21,11 +22,6 @@ export function loadYaml(): Promise<typeof import("npm:yaml@2.9.1")> {
 /** The `openai` module, loaded on first use. */
 export function loadOpenAI(): Promise<typeof import("npm:openai@7.55.0")> {
   return import("npm:openai@7.55.0");
-}
-
-/** The `openai` package's server-sent-event `Stream`, loaded with it. */
-export function loadOpenAIStreaming(): Promise<typeof import("npm:openai@7.55.0/streaming")> {
-  return import("npm:openai@7.55.0/streaming");
 }
 
 /** `commander`, loaded for a command line that is more than plain global flags. */

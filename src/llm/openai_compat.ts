@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { loadOpenAI, loadOpenAIStreaming } from "../deps.ts";
+import { type ChatCompletionChunk as Chunk, loadOpenAI } from "../deps.ts";
 import { HarveyError } from "../errors.ts";
 import type {
   ChatOptions,
@@ -15,6 +15,7 @@ import type {
 } from "../types.ts";
 import { ContextOverflowError, explainFetchError, httpError, withTimeout } from "./errors.ts";
 import { leanFetch, leanResponse } from "./lean_fetch.ts";
+import { readEvents } from "./sse.ts";
 import { ThinkSplitter } from "./reasoning.ts";
 import { generationRate } from "./stats.ts";
 import { openAIMessages, openAITools, ToolCallAccumulator } from "./tool_wire.ts";
@@ -59,8 +60,7 @@ interface ModelEntry {
 }
 
 type OpenAIClient = InstanceType<Awaited<ReturnType<typeof loadOpenAI>>["default"]>;
-type ChunkStream = Awaited<ReturnType<typeof loadOpenAIStreaming>>["Stream"];
-type Chunk = import("npm:openai@7.55.0").OpenAI.ChatCompletionChunk;
+type OpenAIModule = Awaited<ReturnType<typeof loadOpenAI>>;
 
 /**
  * A short streamed reply as llama-server sends it, that {@linkcode OpenAICompatClient.warm}
@@ -89,18 +89,6 @@ function warmFetch(): Promise<Response> {
   );
 }
 
-/**
- * A controller that aborts with `signal` (as the SDK links its own to a request's signal)
- * until `unlink` is called.
- */
-function linked(signal?: AbortSignal): { controller: AbortController; unlink: () => void } {
-  const controller = new AbortController();
-  const abort = () => controller.abort(signal!.reason);
-  if (signal?.aborted) abort();
-  else signal?.addEventListener("abort", abort, { once: true });
-  return { controller, unlink: () => signal?.removeEventListener("abort", abort) };
-}
-
 /** Status codes that mean an endpoint is not there (or not for us): stop asking it. */
 const ABSENT = new Set([401, 403, 404, 405, 501]);
 
@@ -111,7 +99,7 @@ export class OpenAICompatClient implements LLMClient {
   readonly #opts: OpenAICompatOptions;
   readonly #what: string;
   #sdk?: Promise<OpenAIClient>;
-  #sse?: ChunkStream;
+  #module?: OpenAIModule;
   #warm?: Promise<void>;
   #tokenize: boolean | undefined;
   #template: boolean | undefined;
@@ -158,11 +146,8 @@ export class OpenAICompatClient implements LLMClient {
   }
 
   async #newClient(fetch: typeof leanFetch = leanFetch): Promise<OpenAIClient> {
-    const [{ default: OpenAI }, { Stream }] = await Promise.all([
-      loadOpenAI(),
-      loadOpenAIStreaming(),
-    ]);
-    this.#sse = Stream;
+    const module = this.#module = await loadOpenAI();
+    const OpenAI = module.default;
     return new OpenAI({
       baseURL: this.#apiRoot,
       apiKey: this.#opts.apiKey ?? "no-key",
@@ -223,7 +208,6 @@ export class OpenAICompatClient implements LLMClient {
     let tps = 0;
     let finishReason: string | undefined;
     const calls = new ToolCallAccumulator();
-    let unlink = () => {};
     const emit = (part: { content: string; reasoning: string }) => {
       if (part.reasoning) {
         reasoningDeltas++;
@@ -243,12 +227,7 @@ export class OpenAICompatClient implements LLMClient {
         // llama.cpp's own field (llama-server, llamafile): the reply must match this GBNF.
         ...(opts.grammar ? { grammar: opts.grammar } as never : {}),
       }, { signal: t.signal }).asResponse();
-      // The SDK's own event parser, without the layer `create` puts over it to fill in
-      // `finish_reason: null` on every chunk: 10 % of a fast stream's time, for nothing here.
-      const link = linked(t.signal);
-      unlink = link.unlink;
-      const stream = this.#sse!.fromSSEResponse<Chunk>(response, link.controller);
-      for await (const chunk of stream) {
+      const onChunk = (chunk: Chunk) => {
         const choice = chunk.choices?.[0];
         const delta = choice?.delta as
           | { content?: string | null; reasoning_content?: string | null; tool_calls?: unknown }
@@ -281,8 +260,26 @@ export class OpenAICompatClient implements LLMClient {
         const timings = (chunk as { timings?: LlamaTimings }).timings;
         if (timings?.predicted_per_second) tps = timings.predicted_per_second;
         if (timings?.prompt_n && !promptTokens) promptTokens = timings.prompt_n;
+      };
+      const { APIError } = this.#module!;
+      try {
+        // The events as the SDK's parser reads them, each handed over at once (see sse.ts).
+        await readEvents(response.body!, (data, event) => {
+          let value;
+          try {
+            value = JSON.parse(data);
+          } catch {
+            throw new SyntaxError("Error reading response: malformed server-sent event JSON.");
+          }
+          if (event === "error" || value?.error) {
+            throw new APIError(undefined, value?.error ?? value, undefined, response.headers);
+          }
+          onChunk(value as Chunk);
+        });
+      } catch (err) {
+        // An abort ends the stream: it is told apart from a finished reply below.
+        if (!t.signal?.aborted) throw err;
       }
-      // An abort ends the SDK's loop silently: tell it apart from a finished reply.
       if (t.signal?.aborted) throw t.signal.reason ?? new DOMException("Aborted", "AbortError");
       emit(split.flush());
       if (!finishReason) {
@@ -295,7 +292,6 @@ export class OpenAICompatClient implements LLMClient {
     } catch (err) {
       throw this.#explain(err, t.signal);
     } finally {
-      unlink();
       t.clear();
     }
     const endedAt = performance.now();
