@@ -187,7 +187,7 @@ Deno.test("the window is read from /props once, not before every request", async
 
 Deno.test("a request far from full is sent while the server counts it; near the limit the count comes first", async (t) => {
   await t.step("far from full: a prediction now, the exact count on its way", async () => {
-    await withSession({ nCtx: 4096 }, async (s) => {
+    await withSession({ nCtx: 4096 }, async (s, fake) => {
       const client = s.agent.client!;
       const first = [system, user("first question")];
       // Before any exact count there is nothing to predict from: the count comes first.
@@ -198,6 +198,10 @@ Deno.test("a request far from full is sent while the server counts it; near the 
       const fitted = await fitRequest(s.agent, client, next, { err: s.err, deferCount: true });
       assert.ok(fitted.counting, "the count is not waited for");
       assert.ok(fitted.used >= exact(next), `the prediction ${fitted.used} is not low`);
+      const before = fake.requests.length;
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(fake.requests.length, before, "the count waits until it is started");
+      fitted.startCount!(); // sendFitted does at the reply's first token
       assert.equal(await fitted.counting, exact(next), "the count is the server's");
       assert.equal(fitted.maxTokens, 820);
     });

@@ -54,6 +54,11 @@ export interface FittedRequest {
    * count and warns).
    */
   counting?: Promise<number>;
+  /**
+   * Starts that count (`sendFitted` does when the reply's first token comes, or when the
+   * reply ends): the server gets the request before the two requests of the count.
+   */
+  startCount?: () => void;
 }
 
 /**
@@ -121,8 +126,10 @@ export async function fitRequest(
     // Counting exactly takes the server two requests; far from full, they need not come first.
     const predicted = budget.predict(messages, client, tools);
     if (predicted !== undefined && predicted * PREDICTION_MARGIN <= WARN_AT * room) {
-      const counting = budget.measure(messages, client, tools);
-      return { messages, maxTokens: reserve, used: predicted, window, tools, counting };
+      let startCount!: () => void;
+      const started = new Promise<void>((resolve) => startCount = resolve);
+      const counting = started.then(() => budget.measure(messages, client, tools));
+      return { messages, maxTokens: reserve, used: predicted, window, tools, counting, startCount };
     }
   }
   const used = await budget.measure(messages, client, tools);
@@ -285,17 +292,21 @@ export async function sendFitted(
         tools: fitted.tools,
         grammar: opts.grammar,
         onToken(token) {
+          if (!streamed) fitted.startCount?.();
           streamed = true;
           opts.onToken(token);
         },
         onReasoning: opts.onReasoning &&
           ((token) => {
+            if (!streamed) fitted.startCount?.();
             streamed = true;
             opts.onReasoning!(token);
           }),
       });
+      fitted.startCount?.();
       return { result, fitted };
     } catch (err) {
+      fitted.startCount?.();
       if (!(err instanceof ContextOverflowError) || streamed || attempt > 0) throw err;
       const was = fitted.window ? ` (Harvey had ${fitted.window})` : "";
       opts.err.write(
