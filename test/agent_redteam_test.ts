@@ -9,7 +9,7 @@ import { diffLines } from "../src/util/diff.ts";
 import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { startFakeOllama } from "./fixtures/fake_ollama.ts";
 import type { ScriptedToolCall } from "./fixtures/fixture_common.ts";
-import { type TestSession, testSession, withFakeServer } from "./helpers.ts";
+import { git as gitIn, type TestSession, testSession, withFakeServer } from "./helpers.ts";
 
 const call = (name: string, args: ScriptedToolCall["arguments"]) => ({ name, arguments: args });
 const chats = (fake: FakeOpenAI) =>
@@ -71,13 +71,7 @@ Deno.test("broken arguments are answered once and kept as {} for the next reques
 
 Deno.test("git runs on the workspace's own repository only, and leaves committed secrets out", async () => {
   await withLlama(async (s, fake) => {
-    const git = (...args: string[]) =>
-      new Deno.Command("git", {
-        args: ["-c", "user.name=t", "-c", "user.email=t@t", ...args],
-        cwd: s.root,
-        stdout: "null",
-        stderr: "null",
-      }).output();
+    const git = (...args: string[]) => gitIn(s.root, ...args);
     await git("init", "-q");
     await Deno.writeTextFile(join(s.root, ".env"), "TOKEN=committed-by-mistake\n");
     await git("add", "-f", ".env", "src/a.txt");

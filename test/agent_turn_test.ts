@@ -10,7 +10,7 @@ import { startFakeAnthropic } from "./fixtures/fake_anthropic.ts";
 import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fake_openai.ts";
 import { startFakeOllama } from "./fixtures/fake_ollama.ts";
 import type { ChatMessage, ScriptedToolCall } from "./fixtures/fixture_common.ts";
-import { type TestSession, testSession, withFakeServer } from "./helpers.ts";
+import { git as gitIn, type TestSession, testSession, withFakeServer } from "./helpers.ts";
 
 const call = (name: string, args: ScriptedToolCall["arguments"], id?: string) => ({
   name,
@@ -371,13 +371,7 @@ Deno.test("Ctrl-C during run_command kills it, answers the call [interrupted] an
 
 Deno.test("the git tool runs read-only, hardened git; a writing subcommand is refused", async () => {
   await withLlama(async (s, fake) => {
-    const git = (...args: string[]) =>
-      new Deno.Command("git", {
-        args: ["-c", "user.name=t", "-c", "user.email=t@t", ...args],
-        cwd: s.root,
-        stdout: "null",
-        stderr: "null",
-      }).output();
+    const git = (...args: string[]) => gitIn(s.root, ...args);
     await git("init", "-q");
     await git("add", "src/a.txt");
     await git("commit", "-q", "-m", "first commit");

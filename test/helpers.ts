@@ -3,6 +3,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Agent } from "../src/agent.ts";
 import type { Flags } from "../src/config/settings.ts";
@@ -38,6 +39,18 @@ export async function withFakeServer(
     await s.close();
     await fake.close();
   }
+}
+
+/** Runs git in `root` as a test's author, without the machine's git config; it must succeed. */
+export async function git(root: string, ...args: string[]): Promise<void> {
+  const out = await new Deno.Command("git", {
+    args: ["-c", "user.name=Test", "-c", "user.email=test@example.com", ...args],
+    cwd: root,
+    env: { GIT_CONFIG_GLOBAL: "/dev/null", GIT_CONFIG_NOSYSTEM: "1" },
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
 }
 
 /** A session for tests, with its captured output. */

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { SUMMARIZE_PROMPT, SUMMARY_LABEL } from "../src/commands/summarize.ts";
 import type { Message } from "../src/types.ts";
 import type { FakeOpenAI } from "./fixtures/fake_openai.ts";
-import { type TestSession, withFakeServer } from "./helpers.ts";
+import { git, type TestSession, withFakeServer } from "./helpers.ts";
 
 async function withSession(
   opts: { files?: Record<string, string>; reply?: () => string },
@@ -217,17 +217,6 @@ Deno.test("/search prints the matches and adds them as context", async () => {
     assert.doesNotMatch(s.out.text, /agents\//);
   });
 });
-
-async function git(root: string, ...args: string[]): Promise<void> {
-  const out = await new Deno.Command("git", {
-    args: ["-c", "user.name=Test", "-c", "user.email=test@example.com", ...args],
-    cwd: root,
-    env: { GIT_CONFIG_GLOBAL: "/dev/null", GIT_CONFIG_NOSYSTEM: "1" },
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-}
 
 Deno.test("/git runs read-only commands at the root and adds their output as context", async () => {
   await withSession({ files: { "main.go": "package main\n" } }, async (s) => {

@@ -15,7 +15,7 @@ const READ_SIZE = 64 * 1024;
  * `body` read through one reused buffer: the same bytes in the same chunks, each in an array
  * of its own size. A body that cannot be read that way (not a byte stream) is returned as it is.
  *
- * It is a stream, and also iterable on its own (the SDK iterates a body that is), straight
+ * It is a stream, and also iterable on its own (`sse.ts` iterates it), straight
  * from the reused buffer, without a second stream's queue between. Either way it reads only
  * when asked (nothing is read ahead into a queue the other way would not see), one read at a
  * time.
